@@ -1,0 +1,41 @@
+/**
+ * The events that cross actor boundaries. Keeping them in one file makes the protocol between
+ * a worker, its process actor, its supervisor and the session pool readable in one place.
+ */
+import type { ExitInfo, PyvisorError } from '../src/errors.js';
+
+/** Sent by a process actor (real or simulated) to the worker machine that invoked it. */
+export type ProcessEvent =
+  | { type: 'PROC.READY'; pid: number; python: string; codec: string }
+  | { type: 'PROC.REPLY'; id: number; ok: true; result: unknown }
+  | { type: 'PROC.REPLY'; id: number; ok: false; error: { type: string; message: string; traceback: string } }
+  | { type: 'PROC.SEND_FAILED'; id: number; error: PyvisorError }
+  | { type: 'PROC.PROTOCOL_ERROR'; error: PyvisorError }
+  | { type: 'PROC.EXIT'; exit: ExitInfo; startError?: PyvisorError };
+
+/** Sent by a worker machine to its process actor. */
+export type ProcessCommand =
+  | { type: 'SEND'; id: number; cmd: string; args: unknown; session: string | null }
+  | { type: 'SIGNAL'; signal: 'SIGTERM' | 'SIGKILL' | 'SIGINT' };
+
+export interface ProcessActorInput {
+  workerId: string;
+  /** 1 for the first process of a worker, then +1 per (re)start. */
+  generation: number;
+}
+
+/**
+ * OTP exit reasons. `normal` and `shutdown` are the two a transient child may exit with
+ * without being restarted; anything else is abnormal.
+ */
+export type ExitReason = 'normal' | 'shutdown' | { abnormal: string };
+
+/** Child → supervisor. Every supervised child machine speaks this. */
+export type ChildReport =
+  | { type: 'CHILD.STARTED'; id: string; pid: number | null }
+  | { type: 'CHILD.START_FAILED'; id: string; error: PyvisorError }
+  | { type: 'CHILD.EXITED'; id: string; reason: ExitReason; error?: PyvisorError }
+  | { type: 'CHILD.STOPPED'; id: string };
+
+/** Supervisor → child. */
+export type ChildCommand = { type: 'START' } | { type: 'STOP' };

@@ -1,0 +1,532 @@
+/**
+ * The worker machine: one Python process, owned by one actor.
+ *
+ *   idle ─START→ live.initializing ─ready+ping→ live.healthy ⇄ live.busy
+ *                                   live.* ─process died/condemned→ unhealthy ─START→ live.restarting → live.healthy
+ *   live.* ─STOP→ live.stopping ─exit or shutdown timeout→ stopped
+ *
+ * The process is the invoked actor `pythonProcess`: src/ provides the real one, the simulation
+ * a fake. Leaving `live` disposes that actor, and disposal SIGKILLs a process that is still
+ * alive, so no path out of `live` can leak a process. All time comes from the actor system's
+ * clock through `after` delays.
+ *
+ * The worker never decides on its own to come back after a failure: it reports to its parent
+ * (a supervisor) with the OTP child protocol and waits in `unhealthy` for START or STOP.
+ * Recycling is the one exception, since a planned replacement is not a failure and must not
+ * count against the supervisor's restart intensity.
+ */
+import { assign, enqueueActions, sendTo, setup, type ActorRefFrom, type AnyActorRef, type CallbackActorLogic } from 'xstate';
+import {
+  AbortError,
+  ProtocolError,
+  PythonError,
+  RequestTimeoutError,
+  WorkerCrashedError,
+  WorkerStartError,
+  type ExitInfo,
+  type PyvisorError,
+} from '../src/errors.js';
+import type { ChildReport, ExitReason, ProcessActorInput, ProcessCommand, ProcessEvent } from './events.js';
+
+export type ShutdownSpec = number | 'brutal_kill' | 'infinity';
+
+export interface WorkerInput {
+  workerId: string;
+  /** Default per-request timeout in ms when EXECUTE does not carry one. */
+  requestTimeoutMs?: number;
+  /** ms from spawn until ready + ping must have succeeded. */
+  startTimeoutMs?: number;
+  /** ms a health-check ping may take. */
+  pingTimeoutMs?: number;
+  /** OTP shutdown: ms between SIGTERM and SIGKILL, or brutal_kill / infinity. */
+  shutdown?: ShutdownSpec;
+  /** ms an interrupted (aborted) handler has to answer before the process is replaced. */
+  interruptGraceMs?: number;
+  /** Consecutive Python errors after which the worker is considered broken. */
+  maxConsecutiveErrors?: number;
+  /** Replace the process gracefully after this many requests (0 = never). */
+  recycleAfterRequests?: number;
+}
+
+export interface Inflight {
+  ticket: number;
+  id: number;
+  cmd: string;
+  timeoutMs: number;
+}
+
+export type ExecuteEvent = {
+  type: 'EXECUTE';
+  ticket: number;
+  cmd: string;
+  args: unknown;
+  session: string | null;
+  /** ms; defaults to the worker's requestTimeoutMs. */
+  timeoutMs?: number;
+};
+
+export type WorkerEvent =
+  | ProcessEvent
+  | ExecuteEvent
+  | { type: 'START' }
+  | { type: 'STOP' }
+  | { type: 'ABORT'; ticket: number }
+  | { type: 'HEALTH_CHECK' }
+  | { type: 'RECYCLE' };
+
+/** What the worker tells whoever checked it out. */
+export type WorkerEmitted =
+  | { type: 'reply'; ticket: number; ok: true; result: unknown; workerId: string; replaced: false }
+  /** `replaced`: the worker's process is being replaced, so its sessions' state is gone. */
+  | { type: 'reply'; ticket: number; ok: false; error: PyvisorError; workerId: string; replaced: boolean }
+  /** EXECUTE reached the worker in a state that cannot serve it; the caller should queue it again. */
+  | { type: 'unavailable'; ticket: number; workerId: string };
+
+export interface WorkerContext {
+  workerId: string;
+  requestTimeoutMs: number;
+  startTimeoutMs: number;
+  pingTimeoutMs: number;
+  shutdown: ShutdownSpec;
+  interruptGraceMs: number;
+  maxConsecutiveErrors: number;
+  recycleAfterRequests: number;
+  pid: number | null;
+  python: string | null;
+  codec: string | null;
+  /** Process incarnation: 1 for the first, +1 per (re)start. Also what `restarting` keys on. */
+  generation: number;
+  /** Next frame id. Never reused within a worker, so a late reply can be recognised as stale. */
+  nextId: number;
+  pingId: number | null;
+  inflight: Inflight | null;
+  /** An EXECUTE that arrived while a health ping was out; served when the ping returns. */
+  pending: ExecuteEvent | null;
+  requests: number;
+  /** Requests served by the current process (recycling counts these). */
+  processRequests: number;
+  errors: number;
+  consecutiveErrors: number;
+  restarts: number;
+  lastExit: ExitInfo | null;
+  /** Why the worker last left `live` against its will, or failed to start. */
+  failure: PyvisorError | null;
+  /** The OTP exit reason reported for that departure. */
+  exitReason: ExitReason;
+  /** The supervisor awaits CHILD.STARTED / CHILD.START_FAILED. */
+  startPending: boolean;
+}
+
+const DEFAULTS = {
+  requestTimeoutMs: 30_000,
+  startTimeoutMs: 30_000,
+  pingTimeoutMs: 5_000,
+  shutdown: 5_000 as ShutdownSpec,
+  interruptGraceMs: 1_000,
+  maxConsecutiveErrors: 10,
+  recycleAfterRequests: 0,
+};
+
+/** setTimeout's ceiling; used where a spec says "wait forever" and a guard disables the timer. */
+const FOREVER_MS = 2 ** 31 - 1;
+
+function report(self: AnyActorRef, event: ChildReport): void {
+  // A worker may run without a supervisor (tests, tools); then there is no one to tell.
+  (self as { _parent?: AnyActorRef })._parent?.send(event);
+}
+
+function exitReason(exit: ExitInfo): ExitReason {
+  if (exit.code === 0 && !exit.signal) return 'normal';
+  // Someone else asked the process to terminate: OTP's `shutdown`, which a transient child may exit with.
+  if (exit.signal === 'SIGTERM') return 'shutdown';
+  return { abnormal: exit.signal ?? `exit code ${exit.code}` };
+}
+
+const NO_EXIT: ExitInfo = { code: null, signal: null, stderrTail: [] };
+
+export const workerMachine = setup({
+  types: {
+    context: {} as WorkerContext,
+    events: {} as WorkerEvent,
+    input: {} as WorkerInput,
+    emitted: {} as WorkerEmitted,
+  },
+  actors: {
+    // Replaced through machine.provide(): src/transport for real processes, the simulation in tests.
+    pythonProcess: undefined as unknown as CallbackActorLogic<ProcessCommand, ProcessActorInput>,
+  },
+  delays: {
+    requestTimeout: ({ context }) => context.inflight?.timeoutMs ?? context.requestTimeoutMs,
+    startTimeout: ({ context }) => context.startTimeoutMs,
+    pingTimeout: ({ context }) => context.pingTimeoutMs,
+    shutdownTimeout: ({ context }) => (typeof context.shutdown === 'number' ? context.shutdown : FOREVER_MS),
+    interruptGrace: ({ context }) => context.interruptGraceMs,
+  },
+  guards: {
+    isRestart: ({ context }) => context.generation > 1,
+    isPingReply: ({ context, event }) => event.type === 'PROC.REPLY' && event.id === context.pingId,
+    isPingOk: ({ context, event }) => event.type === 'PROC.REPLY' && event.id === context.pingId && event.ok,
+    isInflightReply: ({ context, event }) => event.type === 'PROC.REPLY' && event.id === context.inflight?.id,
+    isInflightSendFailure: ({ context, event }) => event.type === 'PROC.SEND_FAILED' && event.id === context.inflight?.id,
+    isInflightTicket: ({ context, event }) => event.type === 'ABORT' && event.ticket === context.inflight?.ticket,
+    hasPending: ({ context }) => context.pending !== null,
+    tooManyErrors: ({ context }) => context.consecutiveErrors >= context.maxConsecutiveErrors,
+    recycleDue: ({ context }) => context.recycleAfterRequests > 0 && context.processRequests >= context.recycleAfterRequests,
+    isBrutalKill: ({ context }) => context.shutdown === 'brutal_kill',
+    hasShutdownTimeout: ({ context }) => typeof context.shutdown === 'number',
+  },
+  actions: {
+    beginGeneration: assign(({ context }) => ({
+      generation: context.generation + 1,
+      pid: null,
+      pingId: null,
+      inflight: null,
+      processRequests: 0,
+      consecutiveErrors: 0,
+    })),
+    markStartPending: assign({ startPending: true }),
+    countRestart: assign(({ context }) => ({ restarts: context.restarts + 1 })),
+    recordReady: assign(({ event }) => {
+      if (event.type !== 'PROC.READY') return {};
+      return { pid: event.pid, python: event.python, codec: event.codec };
+    }),
+    sendPing: enqueueActions(({ context, enqueue }) => {
+      const id = context.nextId;
+      enqueue.sendTo('process', { type: 'SEND', id, cmd: 'ping', args: null, session: null } satisfies ProcessCommand);
+      enqueue.assign({ pingId: id, nextId: id + 1 });
+    }),
+    clearPing: assign({ pingId: null }),
+    reportStarted: assign(({ context, self }) => {
+      if (context.startPending) report(self, { type: 'CHILD.STARTED', id: context.workerId, pid: context.pid });
+      return { startPending: false, failure: null };
+    }),
+    dispatch: enqueueActions(({ context, event, enqueue }) => {
+      const exec = event.type === 'EXECUTE' ? event : context.pending;
+      if (!exec) return;
+      const id = context.nextId;
+      const inflight: Inflight = {
+        ticket: exec.ticket,
+        id,
+        cmd: exec.cmd,
+        timeoutMs: exec.timeoutMs ?? context.requestTimeoutMs,
+      };
+      enqueue.sendTo('process', { type: 'SEND', id, cmd: exec.cmd, args: exec.args, session: exec.session } satisfies ProcessCommand);
+      enqueue.assign({ inflight, pending: null, nextId: id + 1 });
+    }),
+    holdPending: assign(({ event }) => (event.type === 'EXECUTE' ? { pending: event } : {})),
+    answer: enqueueActions(({ context, event, enqueue }) => {
+      const inflight = context.inflight!;
+      if (event.type !== 'PROC.REPLY') return;
+      if (event.ok) {
+        enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: true, result: event.result, workerId: context.workerId, replaced: false });
+      } else {
+        const error = new PythonError(event.error.type, event.error.message, event.error.traceback, inflight.cmd);
+        enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId: context.workerId, replaced: false });
+      }
+    }),
+    answerSendFailure: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'PROC.SEND_FAILED' || !context.inflight) return;
+      enqueue.emit({ type: 'reply', ticket: context.inflight.ticket, ok: false, error: event.error, workerId: context.workerId, replaced: false });
+    }),
+    clearInflight: assign({ inflight: null }),
+    failInflight: enqueueActions(({ context, enqueue }) => {
+      if (context.inflight) enqueue.emit(failureReply(context, context.inflight.ticket));
+    }),
+    failPending: enqueueActions(({ context, enqueue }) => {
+      if (context.pending) enqueue.emit(failureReply(context, context.pending.ticket));
+    }),
+    clearWork: assign({ inflight: null, pending: null }),
+    answerTimeout: enqueueActions(({ context, enqueue }) => {
+      const inflight = context.inflight!;
+      const error = new RequestTimeoutError(inflight.cmd, inflight.timeoutMs, context.workerId);
+      enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId: context.workerId, replaced: true });
+    }),
+    answerAborted: enqueueActions(({ context, enqueue }) => {
+      const error = new AbortError('the request was aborted while it ran');
+      enqueue.emit({ type: 'reply', ticket: context.inflight!.ticket, ok: false, error, workerId: context.workerId, replaced: false });
+    }),
+    answerAbortedReplaced: enqueueActions(({ context, enqueue }) => {
+      const error = new AbortError('the request was aborted while it ran; its worker did not answer the interrupt and is replaced');
+      enqueue.emit({ type: 'reply', ticket: context.inflight!.ticket, ok: false, error, workerId: context.workerId, replaced: true });
+    }),
+    refuse: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type === 'EXECUTE') enqueue.emit({ type: 'unavailable', ticket: event.ticket, workerId: context.workerId });
+    }),
+    condemnForTimeout: condemn(({ context }) => new RequestTimeoutError(context.inflight!.cmd, context.inflight!.timeoutMs, context.workerId)),
+    condemnForInterrupt: condemn(({ context }) =>
+      new WorkerCrashedError(context.workerId, context.pid ?? undefined, NO_EXIT, `did not answer within ${context.interruptGraceMs} ms of an interrupt`),
+    ),
+    condemnForPing: condemn(({ context, event }) =>
+      event.type === 'PROC.REPLY' && !event.ok
+        ? new PythonError(event.error.type, event.error.message, event.error.traceback, 'ping')
+        : new WorkerCrashedError(context.workerId, context.pid ?? undefined, NO_EXIT, `did not answer a health check within ${context.pingTimeoutMs} ms`),
+    ),
+    condemnForErrors: condemn(({ context }) =>
+      new WorkerCrashedError(context.workerId, context.pid ?? undefined, NO_EXIT, `raised ${context.consecutiveErrors} errors in a row`),
+    ),
+    condemnForProtocol: condemn(({ event }) =>
+      event.type === 'PROC.PROTOCOL_ERROR'
+        ? event.error
+        : new ProtocolError(event.type === 'PROC.REPLY' ? `reply with id ${event.id}, which no request of this worker is waiting for` : `unexpected ${event.type}`),
+    ),
+    countReply: assign(({ context, event }) => {
+      const failed = event.type !== 'PROC.REPLY' || !event.ok;
+      return {
+        requests: context.requests + 1,
+        processRequests: context.processRequests + 1,
+        errors: context.errors + (failed ? 1 : 0),
+        consecutiveErrors: failed ? context.consecutiveErrors + 1 : 0,
+      };
+    }),
+    recordExit: assign(({ context, event }) => {
+      if (event.type !== 'PROC.EXIT') return {};
+      return {
+        lastExit: event.exit,
+        exitReason: exitReason(event.exit),
+        failure: new WorkerCrashedError(context.workerId, context.pid ?? undefined, event.exit),
+      };
+    }),
+    recordStartFailure: assign(({ context, event }) => {
+      let failure: PyvisorError;
+      if (event.type === 'PROC.EXIT') {
+        failure =
+          event.startError ??
+          new WorkerStartError(
+            context.workerId,
+            context.python ?? 'python',
+            event.exit.signal ? `killed by ${event.exit.signal} during start` : `exited with code ${event.exit.code} during start`,
+            event.exit.stderrTail.join('\n'),
+          );
+        return { failure, lastExit: event.exit };
+      }
+      if (event.type === 'PROC.REPLY' && !event.ok) {
+        failure = new WorkerStartError(context.workerId, context.python ?? 'python', `start ping failed: ${event.error.type}: ${event.error.message}`);
+      } else if (event.type === 'PROC.PROTOCOL_ERROR') {
+        failure = new WorkerStartError(context.workerId, context.python ?? 'python', 'protocol error during start', '', { cause: event.error });
+      } else {
+        failure = new WorkerStartError(context.workerId, context.python ?? 'python', `not ready within ${context.startTimeoutMs} ms`);
+      }
+      return { failure };
+    }),
+    reportStartFailed: assign(({ context, self }) => {
+      if (context.startPending) report(self, { type: 'CHILD.START_FAILED', id: context.workerId, error: context.failure! });
+      else report(self, { type: 'CHILD.EXITED', id: context.workerId, reason: { abnormal: context.failure!.message }, error: context.failure! });
+      return { startPending: false };
+    }),
+    reportExit: ({ context, self }) => {
+      report(self, { type: 'CHILD.EXITED', id: context.workerId, reason: context.exitReason, error: context.failure ?? undefined });
+    },
+    reportStopped: ({ context, self }) => report(self, { type: 'CHILD.STOPPED', id: context.workerId }),
+    signalTerm: enqueueActions(({ context, enqueue }) => {
+      // brutal_kill skips the courtesy: leaving `live` disposes the process actor, which SIGKILLs.
+      if (context.shutdown !== 'brutal_kill') enqueue.sendTo('process', { type: 'SIGNAL', signal: 'SIGTERM' } satisfies ProcessCommand);
+    }),
+    signalInterrupt: sendTo('process', { type: 'SIGNAL', signal: 'SIGINT' } satisfies ProcessCommand),
+  },
+}).createMachine({
+  id: 'worker',
+  context: ({ input }) => ({
+    workerId: input.workerId,
+    requestTimeoutMs: input.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    startTimeoutMs: input.startTimeoutMs ?? DEFAULTS.startTimeoutMs,
+    pingTimeoutMs: input.pingTimeoutMs ?? DEFAULTS.pingTimeoutMs,
+    shutdown: input.shutdown ?? DEFAULTS.shutdown,
+    interruptGraceMs: input.interruptGraceMs ?? DEFAULTS.interruptGraceMs,
+    maxConsecutiveErrors: input.maxConsecutiveErrors ?? DEFAULTS.maxConsecutiveErrors,
+    recycleAfterRequests: input.recycleAfterRequests ?? DEFAULTS.recycleAfterRequests,
+    pid: null,
+    python: null,
+    codec: null,
+    generation: 0,
+    nextId: 1,
+    pingId: null,
+    inflight: null,
+    pending: null,
+    requests: 0,
+    processRequests: 0,
+    errors: 0,
+    consecutiveErrors: 0,
+    restarts: 0,
+    lastExit: null,
+    failure: null,
+    exitReason: 'normal',
+    startPending: false,
+  }),
+  initial: 'idle',
+  on: {
+    // Only `healthy` (and `checking`, which holds it) take work; everywhere else it goes back to the queue.
+    EXECUTE: { actions: 'refuse' },
+  },
+  states: {
+    idle: {
+      on: {
+        START: { target: 'live', actions: 'markStartPending' },
+        STOP: 'stopped',
+      },
+    },
+    live: {
+      entry: 'beginGeneration',
+      invoke: {
+        id: 'process',
+        src: 'pythonProcess',
+        input: ({ context }) => ({ workerId: context.workerId, generation: context.generation }),
+      },
+      initial: 'boot',
+      on: {
+        // Defaults for every running substate; the boot states override them as start failures.
+        'PROC.EXIT': { target: 'unhealthy', actions: ['recordExit', 'failInflight', 'failPending', 'clearWork', 'reportExit'] },
+        'PROC.PROTOCOL_ERROR': { target: 'unhealthy', actions: ['condemnForProtocol', 'failInflight', 'failPending', 'clearWork', 'reportExit'] },
+        'PROC.REPLY': { target: 'unhealthy', actions: ['condemnForProtocol', 'failInflight', 'failPending', 'clearWork', 'reportExit'] },
+        STOP: '.stopping',
+      },
+      states: {
+        boot: {
+          always: [{ guard: 'isRestart', target: 'restarting' }, { target: 'initializing' }],
+        },
+        initializing: bootState(),
+        restarting: bootState(),
+        healthy: {
+          always: { guard: 'recycleDue', target: 'recycling' },
+          on: {
+            EXECUTE: 'busy',
+            HEALTH_CHECK: 'checking',
+            RECYCLE: 'recycling',
+          },
+        },
+        busy: {
+          entry: 'dispatch',
+          on: {
+            'PROC.REPLY': [
+              { guard: 'isInflightReply', target: 'settled', actions: ['answer', 'countReply', 'clearInflight'] },
+              // any other id: fall through to live's handler, which condemns the worker
+            ],
+            'PROC.SEND_FAILED': { guard: 'isInflightSendFailure', target: 'healthy', actions: ['answerSendFailure', 'clearInflight'] },
+            ABORT: { guard: 'isInflightTicket', target: 'interrupting' },
+          },
+          after: {
+            requestTimeout: { target: '#worker.unhealthy', actions: ['answerTimeout', 'condemnForTimeout', 'clearWork', 'reportExit'] },
+          },
+        },
+        // A reply was answered; decide whether the worker stays.
+        settled: {
+          always: [
+            { guard: 'tooManyErrors', target: '#worker.unhealthy', actions: ['condemnForErrors', 'reportExit'] },
+            { target: 'healthy' },
+          ],
+        },
+        interrupting: {
+          entry: 'signalInterrupt',
+          on: {
+            'PROC.REPLY': [{ guard: 'isInflightReply', target: 'healthy', actions: ['answerAborted', 'clearInflight'] }],
+          },
+          after: {
+            interruptGrace: {
+              target: '#worker.unhealthy',
+              actions: ['answerAbortedReplaced', 'condemnForInterrupt', 'clearWork', 'reportExit'],
+            },
+          },
+        },
+        checking: {
+          entry: 'sendPing',
+          on: {
+            EXECUTE: { actions: 'holdPending' },
+            'PROC.REPLY': [
+              { guard: 'isPingOk', target: 'afterCheck', actions: 'clearPing' },
+              { guard: 'isPingReply', target: '#worker.unhealthy', actions: ['condemnForPing', 'failPending', 'clearWork', 'reportExit'] },
+            ],
+          },
+          after: {
+            pingTimeout: { target: '#worker.unhealthy', actions: ['condemnForPing', 'failPending', 'clearWork', 'reportExit'] },
+          },
+        },
+        afterCheck: {
+          always: [{ guard: 'hasPending', target: 'busy' }, { target: 'healthy' }],
+        },
+        recycling: {
+          entry: 'signalTerm',
+          on: {
+            // A planned replacement: straight back into `live`, which starts the next generation.
+            'PROC.EXIT': { target: '#worker.live', reenter: true },
+          },
+          after: {
+            shutdownTimeout: { target: '#worker.live', reenter: true },
+          },
+        },
+        stopping: {
+          always: { guard: 'isBrutalKill', target: '#worker.stopped', actions: ['failInflight', 'failPending', 'clearWork'] },
+          entry: 'signalTerm',
+          on: {
+            'PROC.EXIT': { target: '#worker.stopped', actions: ['failInflight', 'failPending', 'clearWork'] },
+            'PROC.REPLY': [{ guard: 'isInflightReply', actions: ['answer', 'clearInflight'] }],
+            'PROC.PROTOCOL_ERROR': {},
+            STOP: {},
+          },
+          after: {
+            shutdownTimeout: { guard: 'hasShutdownTimeout', target: '#worker.stopped', actions: ['failInflight', 'failPending', 'clearWork'] },
+          },
+        },
+      },
+    },
+    unhealthy: {
+      on: {
+        START: { target: 'live', actions: ['markStartPending', 'countRestart'] },
+        STOP: 'stopped',
+      },
+    },
+    stopped: {
+      entry: 'reportStopped',
+      on: {
+        START: { target: 'live', actions: ['markStartPending', 'countRestart'] },
+        STOP: { actions: 'reportStopped' },
+      },
+    },
+  },
+});
+
+function bootState() {
+  return {
+    initial: 'awaitReady' as const,
+    on: {
+      'PROC.EXIT': { target: '#worker.unhealthy', actions: ['recordStartFailure', 'reportStartFailed'] },
+      'PROC.PROTOCOL_ERROR': { target: '#worker.unhealthy', actions: ['recordStartFailure', 'reportStartFailed'] },
+    },
+    after: {
+      startTimeout: { target: '#worker.unhealthy', actions: ['recordStartFailure', 'reportStartFailed'] },
+    },
+    states: {
+      awaitReady: {
+        on: { 'PROC.READY': { target: 'pinging', actions: 'recordReady' } },
+      },
+      pinging: {
+        entry: 'sendPing',
+        on: {
+          'PROC.REPLY': [
+            { guard: 'isPingOk', target: '#worker.live.healthy', actions: ['clearPing', 'reportStarted'] },
+            { guard: 'isPingReply', target: '#worker.unhealthy', actions: ['recordStartFailure', 'reportStartFailed'] },
+          ],
+        },
+      },
+    },
+  } as const;
+}
+
+/** A worker that is condemned leaves `live` (which kills its process) with an abnormal exit. */
+function condemn(why: (args: { context: WorkerContext; event: WorkerEvent }) => PyvisorError) {
+  return assign<WorkerContext, WorkerEvent, undefined, WorkerEvent, never>((args) => {
+    const failure = why(args);
+    return { failure, exitReason: { abnormal: failure.message } as ExitReason };
+  });
+}
+
+function failureReply(context: WorkerContext, ticket: number): WorkerEmitted {
+  return {
+    type: 'reply',
+    ticket,
+    ok: false,
+    error: context.failure ?? new WorkerCrashedError(context.workerId, context.pid ?? undefined, context.lastExit ?? NO_EXIT),
+    workerId: context.workerId,
+    replaced: true,
+  };
+}
+
+export type WorkerActor = ActorRefFrom<typeof workerMachine>;

@@ -1,0 +1,132 @@
+"""Length-prefixed frames: a 4-byte big-endian unsigned length, then that many
+bytes holding one MessagePack value.
+
+The reader never allocates what a header asks for up front: lengths above the
+configured maximum are refused before any payload is read, and large payloads
+are read in bounded chunks, so memory grows only with bytes that actually
+arrive.
+"""
+
+import io
+import os
+import struct
+
+__all__ = ["DEFAULT_MAX_FRAME_BYTES", "FrameError", "FrameTooLarge", "TruncatedFrame",
+           "FrameReader", "frame", "write_all", "write_frame"]
+
+#: Default largest payload accepted (64 MiB).
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+#: Payloads up to this size are read with one call; larger ones in chunks.
+_CHUNK = 1 << 20
+
+_hdr_pack = struct.Struct(">I").pack
+_hdr_unpack = struct.Struct(">I").unpack
+
+_writev = getattr(os, "writev", None)
+
+
+class FrameError(Exception):
+    """The byte stream broke the framing contract."""
+
+
+class FrameTooLarge(FrameError):
+    """A header announced more than the maximum. The stream cannot be resynced."""
+
+    def __init__(self, length, maximum):
+        FrameError.__init__(self, "frame length %d exceeds the maximum of %d bytes"
+                            % (length, maximum))
+        self.length = length
+        self.maximum = maximum
+
+
+class TruncatedFrame(FrameError):
+    """The stream ended inside a frame."""
+
+    def __init__(self, got, wanted, where):
+        FrameError.__init__(self, "stream ended inside a frame %s (%d of %d bytes)"
+                            % (where, got, wanted))
+        self.got = got
+        self.wanted = wanted
+
+
+def frame(payload):
+    """Return ``payload`` with its 4-byte length header."""
+    return _hdr_pack(len(payload)) + payload
+
+
+class FrameReader(object):
+    """Reads frames from a file descriptor or a binary file object.
+
+    ``read_frame()`` returns the payload ``bytes``, or ``None`` at a clean end
+    of stream (EOF exactly between frames). It raises :class:`FrameTooLarge`
+    or :class:`TruncatedFrame`.
+    """
+
+    def __init__(self, source, max_frame_bytes=DEFAULT_MAX_FRAME_BYTES, buffer_size=65536):
+        if isinstance(source, int):
+            source = io.open(source, "rb", buffering=buffer_size, closefd=True)
+        self._f = source
+        self._read = source.read
+        self.max_frame_bytes = int(max_frame_bytes)
+        if self.max_frame_bytes <= 0:
+            raise ValueError("max_frame_bytes must be positive")
+
+    def read_frame(self):
+        read = self._read
+        hdr = read(4)
+        if len(hdr) != 4:
+            if not hdr:
+                return None
+            raise TruncatedFrame(len(hdr), 4, "header")
+        n = _hdr_unpack(hdr)[0]
+        if n > self.max_frame_bytes:
+            raise FrameTooLarge(n, self.max_frame_bytes)
+        if n <= _CHUNK:
+            data = read(n)
+            if len(data) != n:
+                raise TruncatedFrame(len(data), n, "payload")
+            return data
+        parts = []
+        got = 0
+        while got < n:
+            part = read(min(_CHUNK, n - got))
+            if not part:
+                raise TruncatedFrame(got, n, "payload")
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    def close(self):
+        self._f.close()
+
+
+def write_all(fd, data):
+    """Write all of ``data`` to ``fd``, looping on partial writes."""
+    n = os.write(fd, data)
+    total = len(data)
+    if n == total:
+        return
+    view = memoryview(data)
+    while n < total:
+        n += os.write(fd, view[n:])
+
+
+def write_frame(fd, payload):
+    """Write header + ``payload`` to ``fd`` in one system call when possible.
+
+    Small payloads are concatenated with their header; large ones go out with
+    ``writev`` so the payload is not copied.
+    """
+    n = len(payload)
+    hdr = _hdr_pack(n)
+    if n < 65536 or _writev is None:
+        write_all(fd, hdr + payload)
+        return
+    w = _writev(fd, [hdr, payload])
+    if w == n + 4:
+        return
+    if w < 4:
+        write_all(fd, hdr[w:])
+        w = 4
+    write_all(fd, memoryview(payload)[w - 4:])

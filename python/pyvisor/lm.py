@@ -1,0 +1,331 @@
+"""Language-model backends of the built-in signature runner.
+
+* :class:`DummyLM` -- deterministic, offline; for tests and demos.
+* :class:`OpenAILM` -- any OpenAI-compatible chat-completions endpoint
+  (``POST {base_url}/chat/completions``) over ``urllib``; standard library only.
+
+Both implement ``complete(signature, inputs, reasoning) -> dict`` where
+``signature`` is the normalized signature dict (``inputs``/``outputs`` lists of
+``{name, description}`` and ``instructions``), ``inputs`` maps input names to
+values and ``reasoning`` asks for a leading ``reasoning`` output
+(chain of thought).
+"""
+
+import json
+import os
+import socket
+
+__all__ = ["LMError", "DummyLM", "OpenAILM", "make_lm", "build_messages", "parse_outputs",
+           "DEFAULT_OPENAI_BASE_URL", "DEFAULT_OPENAI_MODEL"]
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_TIMEOUT_S = 60.0
+PROVIDERS = ("dummy", "openai")
+
+
+class LMError(RuntimeError):
+    """The language model could not produce outputs. ``status`` holds the
+    HTTP status when there was one."""
+
+    def __init__(self, message, status=None):
+        RuntimeError.__init__(self, message)
+        self.status = status
+
+
+def _text(v):
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def _excerpt(raw, limit=300):
+    if isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw).decode("utf-8", "replace")
+    raw = raw.strip().replace("\n", " ")
+    return raw if len(raw) <= limit else raw[:limit] + "..."
+
+
+class DummyLM(object):
+    """Deterministic fake LM.
+
+    ``answers`` may be
+
+    * a dict mapping an input value (as a string) to an outputs dict: the first
+      input field, in signature order, whose value is a key selects the answer;
+      the key ``"*"`` is the fallback;
+    * a list of outputs dicts, used in rotation (call n gets item n % len);
+    * absent: every output is derived from the inputs,
+      ``"dummy <field> to: <input values joined by ' | '>"``, and chain of
+      thought's reasoning is ``"dummy reasoning about: <same>"``.
+
+    Output fields an answer leaves out are derived the same way.
+    """
+
+    provider = "dummy"
+
+    def __init__(self, model="dummy", answers=None):
+        self.model = model
+        self.answers = answers
+        self.calls = 0
+
+    def complete(self, signature, inputs, reasoning=False):
+        subject = " | ".join(_text(inputs.get(f["name"])) for f in signature["inputs"])
+        picked = None
+        answers = self.answers
+        if isinstance(answers, list) and answers:
+            picked = answers[self.calls % len(answers)]
+        elif isinstance(answers, dict):
+            for f in signature["inputs"]:
+                key = _text(inputs.get(f["name"]))
+                if key in answers:
+                    picked = answers[key]
+                    break
+            if picked is None:
+                picked = answers.get("*")
+        self.calls += 1
+        picked = picked or {}
+        out = {}
+        if reasoning:
+            out["reasoning"] = picked.get("reasoning", "dummy reasoning about: " + subject)
+        for f in signature["outputs"]:
+            name = f["name"]
+            out[name] = picked[name] if name in picked else "dummy %s to: %s" % (name, subject)
+        return out
+
+
+def build_messages(signature, inputs, reasoning=False):
+    """Chat messages asking for the output fields as one JSON object."""
+    lines = []
+    instructions = signature.get("instructions") or ""
+    lines.append(instructions.strip() or "Produce the output fields from the input fields.")
+    lines.append("")
+    lines.append("Input fields:")
+    for f in signature["inputs"]:
+        d = f.get("description") or ""
+        lines.append("- %s%s" % (f["name"], ": " + d if d else ""))
+    lines.append("Output fields:")
+    keys = []
+    if reasoning:
+        lines.append("- reasoning: think step by step to reach the outputs")
+        keys.append("reasoning")
+    for f in signature["outputs"]:
+        d = f.get("description") or ""
+        lines.append("- %s%s" % (f["name"], ": " + d if d else ""))
+        keys.append(f["name"])
+    lines.append("")
+    lines.append("Reply with only a JSON object whose keys are exactly: %s."
+                 % ", ".join(json.dumps(k) for k in keys))
+    user = "Inputs (JSON):\n" + json.dumps(
+        {f["name"]: inputs.get(f["name"]) for f in signature["inputs"]},
+        ensure_ascii=False, default=repr, indent=1)
+    return [{"role": "system", "content": "\n".join(lines)},
+            {"role": "user", "content": user}]
+
+
+def _strip_fences(text):
+    t = text.strip()
+    if t.startswith("```"):
+        nl = t.find("\n")
+        t = t[nl + 1:] if nl >= 0 else t[3:]
+        if t.rstrip().endswith("```"):
+            t = t.rstrip()[:-3]
+    return t.strip()
+
+
+def parse_outputs(content, signature, reasoning=False):
+    """Turn the model's reply text into the outputs dict."""
+    names = [f["name"] for f in signature["outputs"]]
+    text = _strip_fences(content)
+    obj = None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        a, b = text.find("{"), text.rfind("}")
+        if 0 <= a < b:
+            try:
+                obj = json.loads(text[a:b + 1])
+            except ValueError:
+                obj = None
+    if isinstance(obj, dict):
+        missing = [n for n in names if n not in obj]
+        if not missing:
+            out = {}
+            if reasoning:
+                out["reasoning"] = obj.get("reasoning", "")
+            for n in names:
+                out[n] = obj[n]
+            return out
+        if len(names) != 1:
+            raise LMError("LM reply lacks output field(s) %s: %s"
+                          % (", ".join(repr(m) for m in missing), _excerpt(content)))
+    elif len(names) != 1:
+        raise LMError("LM reply is not a JSON object with the fields %s: %s"
+                      % (", ".join(repr(n) for n in names), _excerpt(content)))
+    # One output field: the whole text is the answer.
+    out = {}
+    if reasoning:
+        out["reasoning"] = ""
+    out[names[0]] = content.strip()
+    return out
+
+
+class OpenAILM(object):
+    """OpenAI-compatible chat completions over urllib."""
+
+    provider = "openai"
+
+    def __init__(self, model=DEFAULT_OPENAI_MODEL, base_url=DEFAULT_OPENAI_BASE_URL,
+                 api_key=None, timeout_s=DEFAULT_TIMEOUT_S, temperature=None, max_tokens=None):
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout_s = float(timeout_s)
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.calls = 0
+
+    @property
+    def url(self):
+        return self.base_url + "/chat/completions"
+
+    def request_body(self, messages):
+        body = {"model": self.model, "messages": messages}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        return body
+
+    def chat(self, messages):
+        """POST the messages; return the reply text."""
+        import urllib.error
+        import urllib.request
+        url = self.url
+        data = json.dumps(self.request_body(messages), ensure_ascii=False,
+                          default=repr).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": "pyvisor-dspy-bridge"}
+        if self.api_key:
+            headers["Authorization"] = "Bearer " + self.api_key
+        req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        self.calls += 1
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            try:
+                body = e.read()
+            except Exception:
+                body = b""
+            reason = e.reason or _status_phrase(e.code)
+            raise LMError("openai endpoint returned %d %s: %s"
+                          % (e.code, reason, _excerpt(body) or "(empty body)"),
+                          status=e.code) from None
+        except urllib.error.URLError as e:
+            r = e.reason
+            if isinstance(r, (socket.timeout, TimeoutError)):
+                raise LMError("openai endpoint timed out after %gs (%s)"
+                              % (self.timeout_s, url)) from None
+            if isinstance(r, ConnectionRefusedError):
+                raise LMError("openai endpoint refused the connection (%s)" % url) from None
+            raise LMError("openai endpoint unreachable (%s): %s" % (url, r)) from None
+        except (socket.timeout, TimeoutError):
+            raise LMError("openai endpoint timed out after %gs (%s)"
+                          % (self.timeout_s, url)) from None
+        except ConnectionError as e:
+            raise LMError("openai endpoint connection failed (%s): %s" % (url, e)) from None
+        except OSError as e:
+            raise LMError("openai endpoint request failed (%s): %s" % (url, e)) from None
+        try:
+            payload = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise LMError("openai endpoint returned malformed JSON: %s"
+                          % (_excerpt(raw) or "(empty body)")) from None
+        try:
+            content = payload["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise LMError("openai endpoint reply has no choices[0].message.content: %s"
+                          % _excerpt(raw)) from None
+        if not isinstance(content, str):
+            raise LMError("openai endpoint reply content is %s, not text: %s"
+                          % (type(content).__name__, _excerpt(raw)))
+        return content
+
+    def complete(self, signature, inputs, reasoning=False):
+        content = self.chat(build_messages(signature, inputs, reasoning))
+        return parse_outputs(content, signature, reasoning)
+
+
+def _status_phrase(code):
+    try:
+        from http import HTTPStatus
+        return HTTPStatus(code).phrase
+    except Exception:
+        return ""
+
+
+def _num(args, key, cmd, kind=float, minimum=None):
+    v = args.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and
+                                                                   not isinstance(v, int)):
+        raise ValueError("%s: %s must be %s, got %r"
+                         % (cmd, key, "an integer" if kind is int else "a number", v))
+    if minimum is not None and v < minimum:
+        raise ValueError("%s: %s must be >= %s, got %r" % (cmd, key, minimum, v))
+    return kind(v)
+
+
+def make_lm(args, cmd="configure_lm"):
+    """Build an LM from ``configure_lm`` args; validates them."""
+    if not isinstance(args, dict):
+        raise ValueError("%s: args must be a map" % cmd)
+    provider = args.get("provider")
+    if provider not in PROVIDERS:
+        raise ValueError("%s: provider must be one of %s, got %r"
+                         % (cmd, ", ".join(repr(p) for p in PROVIDERS), provider))
+    model = args.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise ValueError("%s: model must be a non-empty string, got %r" % (cmd, model))
+    if provider == "dummy":
+        answers = args.get("answers")
+        if answers is not None:
+            if isinstance(answers, dict):
+                for k, v in answers.items():
+                    if not isinstance(v, dict):
+                        raise ValueError("%s: answers[%r] must be a map of output values, "
+                                         "got %s" % (cmd, k, type(v).__name__))
+            elif isinstance(answers, list):
+                if not answers:
+                    raise ValueError("%s: answers must not be an empty list" % cmd)
+                for i, v in enumerate(answers):
+                    if not isinstance(v, dict):
+                        raise ValueError("%s: answers[%d] must be a map of output values, "
+                                         "got %s" % (cmd, i, type(v).__name__))
+            else:
+                raise ValueError("%s: answers must be a map (input value -> outputs) or a "
+                                 "list of outputs maps, got %s" % (cmd, type(answers).__name__))
+        return DummyLM(model or "dummy", answers)
+    base_url = args.get("base_url") or DEFAULT_OPENAI_BASE_URL
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ValueError("%s: base_url must be an http(s) URL, got %r" % (cmd, base_url))
+    key_env = args.get("api_key_env") or "OPENAI_API_KEY"
+    if not isinstance(key_env, str):
+        raise ValueError("%s: api_key_env must be a string" % cmd)
+    api_key = args.get("api_key")
+    if api_key is not None and not isinstance(api_key, str):
+        raise ValueError("%s: api_key must be a string" % cmd)
+    if not api_key:
+        api_key = os.environ.get(key_env) or None
+    if not api_key and base_url.rstrip("/") == DEFAULT_OPENAI_BASE_URL:
+        raise ValueError("%s: no API key for %s: set %s or pass api_key"
+                         % (cmd, DEFAULT_OPENAI_BASE_URL, key_env))
+    timeout_s = _num(args, "timeout_s", cmd, float)
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError("%s: timeout_s must be > 0, got %r" % (cmd, timeout_s))
+    temperature = _num(args, "temperature", cmd, float, 0)
+    max_tokens = _num(args, "max_tokens", cmd, int, 1)
+    return OpenAILM(model or DEFAULT_OPENAI_MODEL, base_url, api_key,
+                    timeout_s or DEFAULT_TIMEOUT_S, temperature, max_tokens)

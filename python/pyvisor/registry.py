@@ -1,0 +1,146 @@
+"""Command registry and per-request context.
+
+Handler modules register commands with the :func:`command` decorator::
+
+    from pyvisor import command
+
+    @command("echo")
+    def echo(args, ctx):
+        return args
+
+A handler receives the request's ``args`` (any wire value; ``{}`` when the
+request carried none) and a :class:`Context`. Whatever it returns is the
+reply's ``result``; whatever it raises becomes an error reply carrying the
+exception's class name, message and traceback.
+
+Modules that keep per-session state can register hooks:
+
+* :func:`on_cleanup` -- ``fn(session_id, session_dict) -> dict | None`` runs
+  when ``cleanup_session`` frees a session (before the dict is dropped); the
+  returned keys are merged into the ``cleanup_session`` result.
+* :func:`on_stats` -- ``fn(sessions) -> dict | None`` where ``sessions`` maps
+  session id to its dict; the returned keys are merged into ``get_stats``.
+"""
+
+__all__ = ["command", "Context", "on_cleanup", "on_stats", "get_command", "command_names",
+           "unregister", "CommandError"]
+
+_commands = {}
+_builtin = set()
+cleanup_hooks = []
+stats_hooks = []
+
+
+class CommandError(Exception):
+    """Convenience base for handler errors; the reply type is the subclass name."""
+
+
+def command(name=None, replace=False):
+    """Register ``fn(args, ctx)`` as the command ``name``.
+
+    Usable as ``@command("name")``, ``@command()`` / ``@command`` (the
+    function's own name). Registering a name twice raises ``ValueError``
+    unless ``replace=True``.
+    """
+    if callable(name):
+        fn = name
+        _register(fn.__name__, fn, False)
+        return fn
+
+    def deco(fn):
+        _register(name or fn.__name__, fn, replace)
+        return fn
+    return deco
+
+
+def _register(name, fn, replace, builtin=False):
+    if not isinstance(name, str) or not name:
+        raise ValueError("command name must be a non-empty string, got %r" % (name,))
+    if not callable(fn):
+        raise TypeError("command %r: handler must be callable" % name)
+    if name in _commands and not replace:
+        kind = "a built-in command" if name in _builtin else "already registered"
+        raise ValueError("command %r is %s (pass replace=True to override it)" % (name, kind))
+    _commands[name] = fn
+    if builtin:
+        _builtin.add(name)
+    else:
+        _builtin.discard(name)
+
+
+def unregister(name):
+    """Remove a command (mostly for tests). Unknown names are ignored."""
+    _commands.pop(name, None)
+    _builtin.discard(name)
+
+
+def get_command(name):
+    return _commands.get(name)
+
+
+def command_names():
+    return sorted(_commands)
+
+
+def on_cleanup(fn):
+    """Register ``fn(session_id, session_dict) -> dict | None`` (see module doc)."""
+    cleanup_hooks.append(fn)
+    return fn
+
+
+def on_stats(fn):
+    """Register ``fn(sessions) -> dict | None`` (see module doc)."""
+    stats_hooks.append(fn)
+    return fn
+
+
+class Context(object):
+    """What a handler knows about its request.
+
+    * ``request_id`` -- the request's ``id``
+    * ``session_id`` -- the request's ``session`` (``None`` for anonymous calls)
+    * ``session`` -- a dict private to that session in this worker, created on
+      first access and dropped by ``cleanup_session``. For anonymous calls it
+      is one dict shared by all anonymous calls of this worker.
+    * ``worker_id``, ``mode`` (``'pool-worker'`` or ``'standalone'``), ``pid``
+    * ``log(message, level='info')`` -- send a ``{event: 'log'}`` notice to
+      the host.
+    """
+
+    __slots__ = ("_worker", "request_id", "session_id", "command")
+
+    def __init__(self, worker, request_id, session_id, command=None):
+        self._worker = worker
+        self.request_id = request_id
+        self.session_id = session_id
+        self.command = command
+
+    @property
+    def session(self):
+        return self._worker.session_dict(self.session_id, create=True)
+
+    @property
+    def has_session(self):
+        """True when this session's dict already exists (does not create it)."""
+        return self._worker.session_dict(self.session_id, create=False) is not None
+
+    @property
+    def worker_id(self):
+        return self._worker.worker_id
+
+    @property
+    def mode(self):
+        return self._worker.mode
+
+    @property
+    def pid(self):
+        return self._worker.pid
+
+    def log(self, message, level="info", **fields):
+        """Send ``{event: 'log', level, message, worker_id, request_id, ...}``."""
+        self._worker.notice("log", level=str(level), message=str(message),
+                            request_id=self.request_id, **fields)
+
+    def __repr__(self):
+        return "<Context request_id=%r session_id=%r worker_id=%r>" % (
+            self.request_id, self.session_id, self._worker.worker_id)

@@ -1,0 +1,536 @@
+"""DSPy commands through a real worker: namespaces, validation, dummy LM,
+the OpenAI-compatible backend against a local HTTP server, cleanup."""
+
+import http.server
+import json
+import os
+import socket
+import threading
+import time
+import unittest
+
+from . import helpers
+from .helpers import WorkerTestCase
+from pyvisor import lm as lm_mod
+
+try:
+    import dspy  # noqa: F401
+    HAVE_DSPY = True
+except Exception:
+    HAVE_DSPY = False
+
+# The built-in runner is what these tests pin down; real dspy has its own class.
+BUILTIN_ENV = {"PYVISOR_DSPY": "off"}
+
+QA = {"inputs": [{"name": "question", "description": "a question"}],
+      "outputs": [{"name": "answer"}]}
+
+
+class FakeOpenAI(object):
+    """A local chat-completions server; the URL path picks the behavior:
+    /ok/v1, /401/v1, /429/v1, /500/v1, /malformed/v1, /text/v1, /slow/v1."""
+
+    def __init__(self):
+        self.requests = []
+        self.reply_content = None
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                mode = self.path.strip("/").split("/")[0]
+                outer.requests.append({"path": self.path, "headers": dict(self.headers),
+                                       "body": json.loads(body)})
+                if mode == "401":
+                    return self._send(401, b'{"error": {"message": "Incorrect API key provided"}}')
+                if mode == "429":
+                    return self._send(429, b'{"error": {"message": "Rate limit reached"}}')
+                if mode == "500":
+                    return self._send(500, b"upstream exploded")
+                if mode == "malformed":
+                    return self._send(200, b'{"choices": [ {"message": ')
+                if mode == "slow":
+                    time.sleep(1.5)
+                if mode == "text":
+                    content = "Elixir is a functional language."
+                elif outer.reply_content is not None:
+                    content = outer.reply_content
+                else:
+                    req = json.loads(body)
+                    keys = json.loads(req["messages"][0]["content"].rsplit(
+                        "keys are exactly: ", 1)[1].rstrip(".").join("[]"))
+                    content = "```json\n" + json.dumps(
+                        {k: "%s from fake" % k for k in keys}) + "\n```"
+                payload = {"id": "cmpl-1", "object": "chat.completion",
+                           "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                "content": content}}]}
+                try:
+                    self._send(200, json.dumps(payload).encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _send(self, code, data):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, mode):
+        return "http://127.0.0.1:%d/%s/v1" % (self.port, mode)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DspyPoolCase(WorkerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.w = cls.spawn_class(mode="pool-worker", worker_id="dspy_w", env=BUILTIN_ENV)
+
+    def setUp(self):
+        super().setUp()
+        self.sid = "s_%s" % self._testMethodName
+
+    def tearDown(self):
+        super().tearDown()
+        self.w.call("cleanup_session", {"session_id": self.sid})
+
+    def call(self, cmd, args=None, session="__default__"):
+        return self.w.call(cmd, {} if args is None else args,
+                           session=self.sid if session == "__default__" else session)
+
+    def err(self, cmd, args=None, session="__default__"):
+        return self.w.error(cmd, {} if args is None else args,
+                            session=self.sid if session == "__default__" else session)
+
+
+class TestPoolWorkerNamespaces(DspyPoolCase):
+    def test_session_required(self):
+        for cmd, args in [("configure_lm", {"provider": "dummy"}),
+                          ("create_program", {"signature": QA}),
+                          ("execute_program", {"program_id": "x", "inputs": {}}),
+                          ("list_programs", {}), ("delete_program", {"program_id": "x"}),
+                          ("get_program_info", {"program_id": "x"})]:
+            e = self.w.error(cmd, args, session=None)
+            self.assertEqual(e["type"], "SessionRequiredError", cmd)
+            self.assertIn("session_id required in pool-worker mode", e["message"])
+            self.assertTrue(e["message"].startswith(cmd + ":"))
+
+    def test_full_cycle(self):
+        r = self.call("create_program", {"id": "qa", "signature": QA})
+        self.assertEqual(r, {"program_id": "qa", "type": "predict", "signature": {
+            "inputs": [{"name": "question", "description": "a question"}],
+            "outputs": [{"name": "answer", "description": ""}], "instructions": ""}})
+        r = self.call("execute_program", {"program_id": "qa",
+                                          "inputs": {"question": "What is Elixir?"}})
+        self.assertEqual(r, {"program_id": "qa",
+                             "outputs": {"answer": "dummy answer to: What is Elixir?"},
+                             "provider": "dummy", "model": "dummy"})
+        self.assertEqual(self.call("list_programs"),
+                         {"programs": [{"program_id": "qa", "type": "predict"}]})
+        info = self.call("get_program_info", {"program_id": "qa"})
+        self.assertEqual(info["executions"], 1)
+        self.assertEqual(info["type"], "predict")
+        self.assertEqual(info["engine"], "builtin")
+        self.assertAlmostEqual(info["created_at"], time.time(), delta=60)
+        self.assertEqual(self.call("delete_program", {"program_id": "qa"}), {"deleted": "qa"})
+        self.assertEqual(self.call("list_programs"), {"programs": []})
+
+    def test_session_isolation(self):
+        self.call("create_program", {"id": "qa", "signature": QA}, session="iso_a")
+        try:
+            e = self.err("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                         session="iso_b")
+            self.assertEqual(e["type"], "ProgramNotFoundError")
+            self.assertEqual(e["message"], "Program 'qa' not found in session 'iso_b'")
+            self.assertEqual(self.call("list_programs", session="iso_b"), {"programs": []})
+            # same id may exist independently in another session
+            self.call("create_program", {"id": "qa", "type": "chain_of_thought",
+                                         "signature": QA}, session="iso_b")
+            self.assertEqual(self.call("get_program_info", {"program_id": "qa"},
+                                       session="iso_a")["type"], "predict")
+            self.call("configure_lm", {"provider": "dummy", "model": "m-a",
+                                       "answers": [{"answer": "A"}]}, session="iso_a")
+            ra = self.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                           session="iso_a")
+            rb = self.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                           session="iso_b")
+            self.assertEqual((ra["model"], ra["outputs"]["answer"]), ("m-a", "A"))
+            self.assertEqual((rb["model"], rb["outputs"]["answer"]),
+                             ("dummy", "dummy answer to: q"))
+        finally:
+            for s in ("iso_a", "iso_b"):
+                self.w.call("cleanup_session", {"session_id": s})
+
+    def test_cleanup_frees_programs(self):
+        base = self.w.call("get_stats")["programs"]
+        for i in range(3):
+            self.call("create_program", {"id": "p%d" % i, "signature": QA})
+        self.call("configure_lm", {"provider": "dummy"})
+        self.assertEqual(self.w.call("get_stats")["programs"], base + 3)
+        r = self.w.call("cleanup_session", {"session_id": self.sid})
+        self.assertEqual(r, {"session_id": self.sid, "existed": True, "freed_programs": 3,
+                             "freed_keys": 0})
+        self.assertEqual(self.w.call("get_stats")["programs"], base)
+        self.assertNotIn(self.sid, self.w.call("get_stats")["session_ids"])
+        e = self.err("execute_program", {"program_id": "p0", "inputs": {"question": "q"}})
+        self.assertEqual(e["type"], "ProgramNotFoundError")
+
+    def test_generated_ids(self):
+        a = self.call("create_program", {"signature": QA})["program_id"]
+        b = self.call("create_program", {"signature": QA})["program_id"]
+        self.assertNotEqual(a, b)
+        self.assertTrue(a.startswith("program_"))
+        self.assertEqual(len(self.call("list_programs")["programs"]), 2)
+
+
+class TestValidation(DspyPoolCase):
+    def assert_error(self, cmd, args, message, etype="ValueError"):
+        e = self.err(cmd, args)
+        self.assertEqual(e["type"], etype, e)
+        self.assertEqual(e["message"], message)
+
+    def test_create_program_errors(self):
+        c = "create_program"
+        self.assert_error(c, {}, "create_program: signature is required")
+        self.assert_error(c, {"signature": "q -> a"},
+                          "create_program: signature must be a map with inputs and outputs, got str")
+        self.assert_error(c, {"signature": {"outputs": [{"name": "a"}]}},
+                          "create_program: signature.inputs must be a non-empty list of fields, "
+                          "got nothing")
+        self.assert_error(c, {"signature": {"inputs": [], "outputs": [{"name": "a"}]}},
+                          "create_program: signature.inputs must be a non-empty list of fields, "
+                          "got []")
+        self.assert_error(c, {"signature": {"inputs": [{"name": "q"}], "outputs": {}}},
+                          "create_program: signature.outputs must be a non-empty list of "
+                          "fields, got {}")
+        self.assert_error(c, {"signature": {"inputs": [{"name": "q"}],
+                                            "outputs": [{"description": "x"}]}},
+                          "create_program: signature.outputs[0].name must be a non-empty "
+                          "string, got None")
+        self.assert_error(c, {"signature": {"inputs": [{"name": "q"}, {"name": 5}],
+                                            "outputs": [{"name": "a"}]}},
+                          "create_program: signature.inputs[1].name must be a non-empty "
+                          "string, got 5")
+        self.assert_error(c, {"signature": {"inputs": [{"name": "q"}], "outputs": [{"name": "q"}]}},
+                          "create_program: duplicate field name 'q' (signature.inputs[0] and "
+                          "signature.outputs[0])")
+        self.assert_error(c, {"signature": {"inputs": [{"name": "a b"}],
+                                            "outputs": [{"name": "x"}]}},
+                          "create_program: signature.inputs[0].name 'a b' must be an identifier "
+                          "not starting with '_'")
+        self.assert_error(c, {"type": "react", "signature": QA},
+                          "create_program: unknown type 'react' (expected 'predict' or "
+                          "'chain_of_thought')")
+        self.assert_error(c, {"type": "chain_of_thought",
+                              "signature": {"inputs": [{"name": "q"}],
+                                            "outputs": [{"name": "reasoning"}]}},
+                          "create_program: signature.outputs[0].name 'reasoning' is reserved "
+                          "for chain_of_thought's own reasoning output")
+        self.assert_error(c, {"id": 5, "signature": QA},
+                          "create_program: id must be a non-empty string, got 5")
+        self.call(c, {"id": "dup", "signature": QA})
+        self.assert_error(c, {"id": "dup", "signature": QA},
+                          "create_program: program 'dup' already exists in session '%s'"
+                          % self.sid)
+        self.assert_error(c, "nope", "create_program: args must be a map, got str")
+
+    def test_execute_program_errors(self):
+        self.call("create_program", {"id": "two", "signature": {
+            "inputs": [{"name": "question"}, {"name": "context"}],
+            "outputs": [{"name": "answer"}]}})
+        e = "execute_program"
+        self.assert_error(e, {"program_id": "two", "inputs": {"question": "q"}},
+                          "execute_program: missing input(s) 'context' for program 'two' "
+                          "(expects: question, context)")
+        self.assert_error(e, {"program_id": "two",
+                              "inputs": {"question": "q", "context": "c", "extra": 1}},
+                          "execute_program: unknown input(s) 'extra' for program 'two' "
+                          "(expects: question, context)")
+        self.assert_error(e, {"program_id": "two", "inputs": {"qestion": "q"}},
+                          "execute_program: missing input(s) 'question', 'context'; unknown "
+                          "input(s) 'qestion' for program 'two' (expects: question, context)")
+        self.assert_error(e, {"program_id": "two", "inputs": [1]},
+                          "execute_program: inputs must be a map, got list")
+        self.assert_error(e, {"program_id": "nope", "inputs": {}},
+                          "Program 'nope' not found in session '%s'" % self.sid,
+                          "ProgramNotFoundError")
+        self.assert_error(e, {"inputs": {}},
+                          "execute_program: program_id must be a non-empty string, got None")
+
+    def test_delete_and_info_unknown(self):
+        self.assert_error("delete_program", {"program_id": "ghost"},
+                          "Program 'ghost' not found in session '%s'" % self.sid,
+                          "ProgramNotFoundError")
+        self.assert_error("get_program_info", {"program_id": "ghost"},
+                          "Program 'ghost' not found in session '%s'" % self.sid,
+                          "ProgramNotFoundError")
+
+    def test_configure_lm_errors(self):
+        c = "configure_lm"
+        self.assert_error(c, {}, "configure_lm: provider must be one of 'dummy', 'openai', "
+                                 "got None")
+        self.assert_error(c, {"provider": "anthropic"},
+                          "configure_lm: provider must be one of 'dummy', 'openai', got "
+                          "'anthropic'")
+        self.assert_error(c, {"provider": "dummy", "answers": "x"},
+                          "configure_lm: answers must be a map (input value -> outputs) or a "
+                          "list of outputs maps, got str")
+        self.assert_error(c, {"provider": "dummy", "answers": [{"a": 1}, 2]},
+                          "configure_lm: answers[1] must be a map of output values, got int")
+        self.assert_error(c, {"provider": "dummy", "answers": []},
+                          "configure_lm: answers must not be an empty list")
+        self.assert_error(c, {"provider": "openai", "api_key_env": "PYVISOR_TEST_NO_SUCH_KEY"},
+                          "configure_lm: no API key for https://api.openai.com/v1: set "
+                          "PYVISOR_TEST_NO_SUCH_KEY or pass api_key")
+        self.assert_error(c, {"provider": "openai", "base_url": "ftp://x", "api_key": "k"},
+                          "configure_lm: base_url must be an http(s) URL, got 'ftp://x'")
+        self.assert_error(c, {"provider": "openai", "base_url": "http://h", "timeout_s": 0},
+                          "configure_lm: timeout_s must be > 0, got 0.0")
+        self.assert_error(c, {"provider": "openai", "base_url": "http://h", "max_tokens": 1.5},
+                          "configure_lm: max_tokens must be an integer, got 1.5")
+
+
+class TestDummyLM(DspyPoolCase):
+    def test_deterministic(self):
+        self.call("create_program", {"id": "qa", "signature": QA})
+        outs = [self.call("execute_program", {"program_id": "qa",
+                                              "inputs": {"question": "same"}})["outputs"]
+                for _ in range(3)]
+        self.assertEqual(outs, [{"answer": "dummy answer to: same"}] * 3)
+
+    def test_multi_field_derivation(self):
+        self.call("create_program", {"id": "m", "signature": {
+            "inputs": [{"name": "question"}, {"name": "context"}],
+            "outputs": [{"name": "answer"}, {"name": "confidence"}]}})
+        r = self.call("execute_program", {"program_id": "m",
+                                          "inputs": {"question": "Q?", "context": [1, 2]}})
+        self.assertEqual(r["outputs"], {"answer": "dummy answer to: Q? | [1, 2]",
+                                        "confidence": "dummy confidence to: Q? | [1, 2]"})
+
+    def test_chain_of_thought_reasoning(self):
+        self.call("create_program", {"id": "cot", "type": "chain_of_thought", "signature": QA})
+        r = self.call("execute_program", {"program_id": "cot",
+                                          "inputs": {"question": "Why?"}})
+        self.assertEqual(list(r["outputs"]), ["reasoning", "answer"])
+        self.assertEqual(r["outputs"], {"reasoning": "dummy reasoning about: Why?",
+                                        "answer": "dummy answer to: Why?"})
+
+    def test_answers_dict(self):
+        self.call("configure_lm", {"provider": "dummy", "model": "fixture", "answers": {
+            "What is Elixir?": {"answer": "A functional language", "reasoning": "I know it"},
+            "*": {"answer": "fallback"}}})
+        self.call("create_program", {"id": "cot", "type": "chain_of_thought", "signature": QA})
+        r = self.call("execute_program", {"program_id": "cot",
+                                          "inputs": {"question": "What is Elixir?"}})
+        self.assertEqual(r["outputs"], {"reasoning": "I know it",
+                                        "answer": "A functional language"})
+        self.assertEqual(r["model"], "fixture")
+        r = self.call("execute_program", {"program_id": "cot", "inputs": {"question": "other"}})
+        self.assertEqual(r["outputs"]["answer"], "fallback")
+
+    def test_answers_list_rotation(self):
+        r = self.call("configure_lm", {"provider": "dummy", "answers": [
+            {"answer": "one"}, {"answer": "two"}]})
+        self.assertEqual(r, {"configured": True, "provider": "dummy", "model": "dummy"})
+        self.call("create_program", {"id": "qa", "signature": QA})
+        got = [self.call("execute_program", {"program_id": "qa", "inputs": {"question": "x"}})
+               ["outputs"]["answer"] for _ in range(5)]
+        self.assertEqual(got, ["one", "two", "one", "two", "one"])
+
+
+class TestStandalone(WorkerTestCase):
+    def test_global_namespace(self):
+        w = self.spawn(mode="standalone", env=BUILTIN_ENV)
+        w.call("create_program", {"id": "qa", "signature": QA})
+        # visible with or without a session: one shared namespace
+        self.assertEqual(w.call("list_programs", {}, session="anything"),
+                         {"programs": [{"program_id": "qa", "type": "predict"}]})
+        r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "hi"}})
+        self.assertEqual(r["outputs"], {"answer": "dummy answer to: hi"})
+        e = w.error("get_program_info", {"program_id": "zz"})
+        self.assertEqual(e["message"], "Program 'zz' not found in the standalone namespace")
+        self.assertEqual(w.call("get_stats")["programs"], 1)
+        self.assertEqual(w.call("cleanup_session", {"session_id": "anything"})["freed_programs"],
+                         0)
+        self.assertEqual(w.call("get_stats")["programs"], 1)
+
+
+class TestOpenAIBackend(DspyPoolCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.srv = FakeOpenAI()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+        super().tearDownClass()
+
+    def configure(self, mode, **extra):
+        args = {"provider": "openai", "model": "gpt-test", "base_url": self.srv.url(mode),
+                "api_key": "sk-test", "temperature": 0.2, "max_tokens": 64, "timeout_s": 5}
+        args.update(extra)
+        return self.call("configure_lm", args)
+
+    def run_qa(self, ptype="predict", signature=QA, inputs=None):
+        self.call("create_program", {"id": "p", "type": ptype, "signature": signature})
+        return self.w.request("execute_program", {"program_id": "p", "inputs": inputs or {
+            "question": "What is Elixir?"}}, session=self.sid)
+
+    def test_success(self):
+        self.assertEqual(self.configure("ok"),
+                         {"configured": True, "provider": "openai", "model": "gpt-test"})
+        n = len(self.srv.requests)
+        r = self.run_qa()
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["result"], {"program_id": "p", "outputs": {"answer": "answer from fake"},
+                                       "provider": "openai", "model": "gpt-test"})
+        req = self.srv.requests[n]
+        self.assertEqual(req["path"], "/ok/v1/chat/completions")
+        self.assertEqual(req["headers"]["Authorization"], "Bearer sk-test")
+        body = req["body"]
+        self.assertEqual(body["model"], "gpt-test")
+        self.assertEqual(body["temperature"], 0.2)
+        self.assertEqual(body["max_tokens"], 64)
+        self.assertEqual([m["role"] for m in body["messages"]], ["system", "user"])
+        self.assertIn("What is Elixir?", body["messages"][1]["content"])
+        self.assertIn("answer", body["messages"][0]["content"])
+        self.assertIn("a question", body["messages"][0]["content"])
+
+    def test_chain_of_thought(self):
+        self.configure("ok")
+        r = self.run_qa("chain_of_thought")
+        self.assertEqual(r["result"]["outputs"], {"reasoning": "reasoning from fake",
+                                                  "answer": "answer from fake"})
+
+    def test_api_key_from_env_var(self):
+        # the worker's environment has no such variable -> no Authorization header
+        self.configure("ok", api_key=None, api_key_env="PYVISOR_TEST_UNSET_KEY")
+        n = len(self.srv.requests)
+        self.assertTrue(self.run_qa()["ok"])
+        self.assertNotIn("Authorization", self.srv.requests[n]["headers"])
+
+    def test_plain_text_single_output(self):
+        self.configure("text")
+        r = self.run_qa()
+        self.assertEqual(r["result"]["outputs"], {"answer": "Elixir is a functional language."})
+
+    def test_plain_text_multiple_outputs_is_an_error(self):
+        self.configure("text")
+        r = self.run_qa(signature={"inputs": [{"name": "question"}],
+                                   "outputs": [{"name": "answer"}, {"name": "source"}]})
+        self.assertEqual(r["error"]["type"], "LMError")
+        self.assertIn("not a JSON object with the fields 'answer', 'source'",
+                      r["error"]["message"])
+
+    def expect_lm_error(self, mode, *fragments, **extra):
+        self.configure(mode, **extra)
+        r = self.run_qa()
+        self.assertIs(r["ok"], False)
+        self.assertEqual(r["error"]["type"], "LMError")
+        for f in fragments:
+            self.assertIn(f, r["error"]["message"])
+        self.assertIs(self.w.call("ping")["pong"], True)
+        return r["error"]["message"]
+
+    def test_401(self):
+        m = self.expect_lm_error("401", "openai endpoint returned 401 Unauthorized",
+                                 "Incorrect API key provided")
+        self.assertTrue(m.startswith("openai endpoint returned 401 Unauthorized: "))
+
+    def test_429(self):
+        self.expect_lm_error("429", "openai endpoint returned 429 Too Many Requests",
+                             "Rate limit reached")
+
+    def test_500(self):
+        self.expect_lm_error("500", "openai endpoint returned 500 Internal Server Error",
+                             "upstream exploded")
+
+    def test_malformed_json(self):
+        self.expect_lm_error("malformed", "openai endpoint returned malformed JSON",
+                             '{"choices"')
+
+    def test_timeout(self):
+        t = time.monotonic()
+        self.expect_lm_error("slow", "timed out after 0.3s", timeout_s=0.3)
+        self.assertLess(time.monotonic() - t, 1.4)
+
+    def test_connection_refused(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        self.call("configure_lm", {"provider": "openai", "base_url": "http://127.0.0.1:%d/v1"
+                                   % port, "api_key": "k", "timeout_s": 2})
+        r = self.run_qa()
+        self.assertEqual(r["error"]["type"], "LMError")
+        self.assertIn("refused the connection", r["error"]["message"])
+
+
+class TestLMUnits(unittest.TestCase):
+    SIG = {"inputs": [{"name": "q", "description": ""}],
+           "outputs": [{"name": "a", "description": ""}, {"name": "b", "description": ""}],
+           "instructions": "Be brief."}
+
+    def test_parse_outputs_json_in_prose(self):
+        out = lm_mod.parse_outputs('Sure! {"a": "1", "b": 2} hope that helps',
+                                   self.SIG, reasoning=False)
+        self.assertEqual(out, {"a": "1", "b": 2})
+
+    def test_parse_outputs_missing_field(self):
+        with self.assertRaises(lm_mod.LMError) as cm:
+            lm_mod.parse_outputs('{"a": "1"}', self.SIG)
+        self.assertIn("lacks output field(s) 'b'", str(cm.exception))
+
+    def test_messages_mention_instructions_and_fields(self):
+        msgs = lm_mod.build_messages(self.SIG, {"q": "hello"}, reasoning=True)
+        self.assertIn("Be brief.", msgs[0]["content"])
+        self.assertIn('"reasoning", "a", "b"', msgs[0]["content"])
+        self.assertIn('"q": "hello"', msgs[1]["content"])
+
+
+@unittest.skipUnless(HAVE_DSPY, "dspy is not importable in this interpreter")
+class TestRealDspy(WorkerTestCase):
+    """Only where dspy is installed: programs become dspy modules; the dummy
+    provider still gives the built-in deterministic results."""
+
+    def test_programs_are_dspy_modules(self):
+        w = self.spawn(mode="pool-worker", env={"PYVISOR_DSPY": "require"})
+        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+        self.assertEqual(w.call("get_program_info", {"program_id": "qa"}, session="s")["engine"],
+                         "dspy")
+        r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                   session="s")
+        self.assertEqual(r["outputs"], {"answer": "dummy answer to: q"})
+
+    def test_openai_through_dspy(self):
+        srv = FakeOpenAI()
+        try:
+            w = self.spawn(mode="pool-worker", env={"PYVISOR_DSPY": "require"})
+            w.call("configure_lm", {"provider": "openai", "model": "gpt-test",
+                                    "base_url": srv.url("ok"), "api_key": "k"}, session="s")
+            w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+            r = w.request("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                          session="s", timeout=60)
+            # dspy's own adapter formats the prompt; we only require a served call
+            self.assertTrue(srv.requests)
+            self.assertIn(r["ok"], (True, False))
+        finally:
+            srv.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

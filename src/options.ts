@@ -1,0 +1,246 @@
+/**
+ * Pool options: defaults, presets and strict validation. Every rule is one line; an unknown
+ * key or a bad value throws InvalidOptionError naming it, before anything is started.
+ */
+import os from 'node:os';
+import { InvalidOptionError } from './errors.js';
+import type { Affinity } from '../machines/sessionPool.js';
+import type { Strategy } from '../machines/supervisor.js';
+
+export interface RestartOptions {
+  strategy?: Strategy;
+  maxRestarts?: number;
+  /** OTP's MaxSeconds: the window restart intensity is measured over. */
+  maxSeconds?: number;
+}
+
+export interface RecycleOptions {
+  /** Replace a worker after it served this many requests. */
+  maxRequests?: number;
+  /** Replace a worker whose Python process's resident memory exceeds this many MiB. */
+  maxRssMb?: number;
+  /** Replace a worker whose process is older than this many ms. */
+  maxAgeMs?: number;
+}
+
+export interface PoolOptions {
+  poolSize?: number;
+  maxOverflow?: number;
+  checkoutTimeout?: number;
+  requestTimeout?: number;
+  healthCheckInterval?: number;
+  lazy?: boolean;
+  maxQueue?: number;
+  affinity?: Affinity;
+  python?: string;
+  handlers?: string[];
+  restart?: RestartOptions;
+  shutdownTimeout?: number;
+  recycle?: RecycleOptions;
+  inspect?: unknown;
+  // ---- beyond DESIGN §3; each documented in docs/OPTIONS.md ----
+  /** ms an idle session is kept before it is cleaned up in Python; 0 = never. Default 30 min. */
+  sessionTtlMs?: number;
+  /** ms an overflow worker may sit idle before it is retired. Default 10 s. */
+  overflowIdleMs?: number;
+  /** ms a worker has to become ready (interpreter start, handler imports, first ping). Default 30 s. */
+  startTimeoutMs?: number;
+  /** ms a health-check ping may take before the worker is marked unhealthy. Default 5 s. */
+  pingTimeoutMs?: number;
+  /** ms an aborted handler has to answer its KeyboardInterrupt before its worker is replaced. Default 1 s. */
+  interruptGraceMs?: number;
+  /** Python errors in a row after which a worker is replaced. Default 10. */
+  maxConsecutiveErrors?: number;
+  /** Largest frame either side accepts, in bytes. Default 64 MiB. */
+  maxFrameBytes?: number;
+  /** Extra environment for the Python processes. */
+  env?: Record<string, string>;
+  /** Working directory of the Python processes. */
+  cwd?: string;
+}
+
+export interface ResolvedOptions {
+  poolSize: number;
+  maxOverflow: number;
+  checkoutTimeout: number;
+  requestTimeout: number;
+  healthCheckInterval: number;
+  lazy: boolean;
+  maxQueue: number;
+  affinity: Affinity;
+  python: string;
+  handlers: string[];
+  restart: Required<RestartOptions>;
+  shutdownTimeout: number;
+  recycle: Required<RecycleOptions>;
+  inspect: unknown;
+  sessionTtlMs: number;
+  overflowIdleMs: number;
+  startTimeoutMs: number;
+  pingTimeoutMs: number;
+  interruptGraceMs: number;
+  maxConsecutiveErrors: number;
+  maxFrameBytes: number;
+  env: Record<string, string>;
+  cwd: string | undefined;
+}
+
+const cores = () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+
+export function defaults(): ResolvedOptions {
+  return {
+    poolSize: cores() * 2,
+    maxOverflow: cores(),
+    checkoutTimeout: 5_000,
+    requestTimeout: 30_000,
+    healthCheckInterval: 30_000,
+    lazy: false,
+    maxQueue: 1_000,
+    affinity: 'prefer',
+    python: process.env.PYVISOR_PYTHON || 'python3',
+    handlers: [],
+    restart: { strategy: 'one_for_one', maxRestarts: 3, maxSeconds: 5 },
+    shutdownTimeout: 5_000,
+    recycle: { maxRequests: 0, maxRssMb: 0, maxAgeMs: 0 },
+    inspect: undefined,
+    sessionTtlMs: 30 * 60_000,
+    overflowIdleMs: 10_000,
+    startTimeoutMs: 30_000,
+    pingTimeoutMs: 5_000,
+    interruptGraceMs: 1_000,
+    maxConsecutiveErrors: 10,
+    maxFrameBytes: 64 * 1024 * 1024,
+    env: {},
+    cwd: undefined,
+  };
+}
+
+/** The seed's per-environment tuning. */
+export const presets = {
+  dev: { poolSize: 2, lazy: true } satisfies PoolOptions,
+  test: { poolSize: 4, checkoutTimeout: 10_000 } satisfies PoolOptions,
+  get prod(): PoolOptions {
+    return { poolSize: cores() * 3, lazy: false };
+  },
+};
+
+type Check = (value: unknown) => string | null;
+
+const int = (min: number): Check => (v) => (Number.isSafeInteger(v) && (v as number) >= min ? null : `must be an integer >= ${min}`);
+const ms: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 2 ** 31 - 1 ? null : 'must be a number of milliseconds between 0 and 2147483647');
+const positiveMs: Check = (v) => ms(v) ?? ((v as number) > 0 ? null : 'must be greater than 0');
+const bool: Check = (v) => (typeof v === 'boolean' ? null : 'must be true or false');
+const oneOf = (...values: string[]): Check => (v) => (values.includes(v as string) ? null : `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
+const nonEmptyString: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'must be a non-empty string');
+const stringArray: Check = (v) => (Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0) ? null : 'must be an array of non-empty strings');
+const stringRecord: Check = (v) =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string') ? null : 'must be an object of string values';
+const any: Check = () => null;
+const observer: Check = (v) => (typeof v === 'function' || (v !== null && typeof v === 'object' && typeof (v as { next?: unknown }).next === 'function') ? null : 'must be an inspection observer (a function or an object with next())');
+
+const RULES: Record<string, Check> = {
+  poolSize: int(1),
+  maxOverflow: int(0),
+  checkoutTimeout: positiveMs,
+  requestTimeout: positiveMs,
+  healthCheckInterval: ms,
+  lazy: bool,
+  maxQueue: int(0),
+  affinity: oneOf('prefer', 'strict', 'none'),
+  python: nonEmptyString,
+  handlers: stringArray,
+  restart: any,
+  shutdownTimeout: ms,
+  recycle: any,
+  inspect: observer,
+  sessionTtlMs: ms,
+  overflowIdleMs: ms,
+  startTimeoutMs: positiveMs,
+  pingTimeoutMs: positiveMs,
+  interruptGraceMs: ms,
+  maxConsecutiveErrors: int(1),
+  maxFrameBytes: int(16),
+  env: stringRecord,
+  cwd: nonEmptyString,
+};
+
+const RESTART_RULES: Record<string, Check> = {
+  strategy: oneOf('one_for_one', 'one_for_all', 'rest_for_one'),
+  maxRestarts: int(0),
+  maxSeconds: (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? null : 'must be a number of seconds > 0'),
+};
+
+const RECYCLE_RULES: Record<string, Check> = {
+  maxRequests: int(0),
+  maxRssMb: (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? null : 'must be a number of MiB >= 0'),
+  maxAgeMs: ms,
+};
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function checkObject(prefix: string, value: unknown, rules: Record<string, Check>): void {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidOptionError(prefix || 'options', `must be an object, got ${describe(value)}`);
+  }
+  for (const [key, v] of Object.entries(value)) {
+    const name = prefix ? `${prefix}.${key}` : key;
+    const rule = rules[key];
+    if (!rule) throw new InvalidOptionError(name, `unknown option (known: ${Object.keys(rules).join(', ')})`);
+    if (v === undefined) continue;
+    const problem = rule(v);
+    if (problem) throw new InvalidOptionError(name, `${problem}, got ${describe(v)}`);
+  }
+}
+
+/** Validate user options and merge them over the defaults. Throws InvalidOptionError. */
+export function resolveOptions(options: PoolOptions = {}): ResolvedOptions {
+  checkObject('', options, RULES);
+  if (options.restart !== undefined) checkObject('restart', options.restart, RESTART_RULES);
+  if (options.recycle !== undefined) checkObject('recycle', options.recycle, RECYCLE_RULES);
+  const base = defaults();
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as PoolOptions;
+  return {
+    ...base,
+    ...defined,
+    restart: { ...base.restart, ...stripUndefined(options.restart) },
+    recycle: { ...base.recycle, ...stripUndefined(options.recycle) },
+    handlers: [...(options.handlers ?? base.handlers)],
+    env: { ...(options.env ?? {}) },
+  } as ResolvedOptions;
+}
+
+function stripUndefined<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const EXECUTE_RULES: Record<string, Check> = {
+  sessionId: (v) => (typeof v === 'string' && v.length > 0 ? null : 'must be a non-empty string'),
+  timeout: positiveMs,
+  checkoutTimeout: positiveMs,
+  signal: (v) => (v !== null && typeof v === 'object' && 'aborted' in v && typeof (v as AbortSignal).addEventListener === 'function' ? null : 'must be an AbortSignal'),
+  idempotent: bool,
+};
+
+export interface ExecuteOptions {
+  sessionId?: string;
+  /** ms the command may run (default: the pool's requestTimeout). */
+  timeout?: number;
+  /** ms to wait for a worker (default: the pool's checkoutTimeout). */
+  checkoutTimeout?: number;
+  signal?: AbortSignal;
+  /** Retry once on another worker if the worker crashes under the request. */
+  idempotent?: boolean;
+}
+
+export function checkExecuteOptions(options: ExecuteOptions): void {
+  checkObject('execute options', options, EXECUTE_RULES);
+}

@@ -1,0 +1,63 @@
+/**
+ * Telemetry: an eventemitter3 emitter whose emit() isolates listeners, so a listener that
+ * throws can neither break the pool's request path nor starve the listeners after it. The
+ * throw is reported as a `listener_error` event (or to stderr if nobody listens for those).
+ */
+import { EventEmitter } from 'eventemitter3';
+
+export interface PoolEvents {
+  checkout: { workerId: string; sessionId: string | null; command: string; queueMs: number };
+  checkin: { workerId: string; sessionId: string | null; command: string; runMs: number; ok: boolean; error?: string };
+  worker_restarted: { workerId: string; oldPid: number | null; newPid: number | null };
+  timeout: { kind: 'checkout' | 'request'; workerId?: string; sessionId: string | null; command: string; timeoutMs: number };
+  worker_state: { workerId: string; from: string; to: string; pid: number | null };
+  session_start: { sessionId: string };
+  session_end: { sessionId: string; reason: 'ended' | 'expired'; workers: number };
+  worker_log: { workerId: string; pid: number | null; line: string };
+  escalation: { supervisorId: string; error: Error };
+  listener_error: { event: string; error: unknown };
+}
+
+export type PoolEventName = keyof PoolEvents;
+
+export class TelemetryEmitter extends EventEmitter {
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const listeners = this.listeners(event);
+    if (listeners.length === 0) return false;
+    for (const listener of listeners) {
+      try {
+        (listener as (...a: unknown[]) => void).apply(this, args);
+      } catch (error) {
+        if (event !== 'listener_error' && this.listenerCount('listener_error') > 0) {
+          this.emit('listener_error', { event: String(event), error });
+        } else {
+          process.stderr.write(`pyvisor: a "${String(event)}" listener threw: ${(error as Error)?.stack ?? error}\n`);
+        }
+      }
+    }
+    return true;
+  }
+}
+
+/** Latency percentiles over a sliding window of the most recent samples. */
+export class LatencyWindow {
+  private readonly samples: Float64Array;
+  private count = 0;
+  private next = 0;
+  constructor(size = 4096) {
+    this.samples = new Float64Array(size);
+  }
+  add(ms: number): void {
+    this.samples[this.next] = ms;
+    this.next = (this.next + 1) % this.samples.length;
+    if (this.count < this.samples.length) this.count++;
+  }
+  percentiles(): { p50: number; p99: number } {
+    if (this.count === 0) return { p50: 0, p99: 0 };
+    const sorted = Array.from(this.samples.subarray(0, this.count)).sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+    return { p50: round(at(0.5)), p99: round(at(0.99)) };
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 1000) / 1000;

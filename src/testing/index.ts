@@ -1,0 +1,2 @@
+export { createSimulation, SimPythonError } from './simulation.js';
+export type { Simulation, SimulationOptions, SimContext, SimHandler, HandlerOptions, StartFault, FakeProcess } from './simulation.js';

@@ -1,0 +1,325 @@
+/**
+ * A deterministic stand-in for Python: fake worker processes driven by a simulated clock.
+ *
+ * The real machines run unchanged; only the `pythonProcess` actor is swapped. Nothing here
+ * waits on real time: replies with no latency are sent synchronously, everything else is a
+ * timer on `clock`, which only moves when the test calls `advance(ms)`.
+ */
+import { fromCallback, SimulatedClock, type CallbackActorLogic } from 'xstate';
+import type { ExitInfo } from '../errors.js';
+import { ProtocolError } from '../errors.js';
+import type { ProcessActorInput, ProcessCommand, ProcessEvent } from '../../machines/events.js';
+import { workerMachine } from '../../machines/worker.js';
+import { Pool } from '../pool.js';
+import { resolveOptions, type PoolOptions } from '../options.js';
+
+/** What a scripted handler sees. */
+export interface SimContext {
+  workerId: string;
+  pid: number;
+  sessionId: string | null;
+  /** Per-session state inside this fake process; gone when the process dies. */
+  session: Record<string, unknown>;
+}
+
+/** Throw this from a handler to produce a Python error reply. */
+export class SimPythonError extends Error {
+  constructor(readonly pythonType: string, message: string) {
+    super(message);
+  }
+}
+
+const HANG = Symbol('hang');
+/** A hang that ignores SIGINT too (a handler stuck in C code). */
+const HANG_HARD = Symbol('hang-hard');
+interface CrashOrder {
+  crash: { code: number | null; signal: string | null };
+}
+
+export type SimHandler = (args: any, ctx: SimContext) => unknown;
+
+export interface HandlerOptions {
+  /** Simulated ms before the reply (0 = synchronous). */
+  latencyMs?: number;
+}
+
+export interface StartFault {
+  /** Only starts of this worker are affected (default: any). */
+  workerId?: string;
+  /** Exit during start with this code (default 3) and these stderr lines... */
+  code?: number;
+  stderr?: string[];
+  /** ...or never become ready. */
+  hang?: boolean;
+}
+
+export interface FakeProcess {
+  pid: number;
+  workerId: string;
+  generation: number;
+  alive: boolean;
+  exit: ExitInfo | null;
+  ignoresSigterm: boolean;
+  requests: number;
+  sessions: Map<string, Record<string, unknown>>;
+  /** Every signal delivered to the process, in order. */
+  signals: string[];
+  /** Position of this process's exit among all exits of the simulation (1 = first); null while alive. */
+  exitSeq: number | null;
+}
+
+interface Live extends FakeProcess {
+  sendBack: (event: ProcessEvent) => void;
+  inflight: Map<number, { timer: number | null; cmd: string; interruptible?: boolean }>;
+  /** SIGTERM arrived mid-command: exit once it is answered, as the real worker does. */
+  exitAfterCurrent: boolean;
+}
+
+export interface Simulation {
+  clock: SimulatedClock;
+  /** The fake `pythonProcess` actor logic. */
+  processLogic: CallbackActorLogic<ProcessCommand, ProcessActorInput>;
+  /** The real worker machine with the fake process provided. */
+  workerMachine: typeof workerMachine;
+  handle(cmd: string, handler: SimHandler, options?: HandlerOptions): Simulation;
+  /** A handler result that never replies (SIGINT still interrupts it, unless `uninterruptible`). */
+  hang(options?: { uninterruptible?: boolean }): symbol;
+  /** A handler result that makes the process die instead of replying. */
+  crash(code?: number | null, signal?: string | null): CrashOrder;
+  /** Make the next `count` starts fail (Infinity: every start). */
+  failStarts(count: number, fault?: StartFault): Simulation;
+  /** Processes of this worker (or all) will ignore SIGTERM. */
+  ignoreSigterm(workerId?: string): Simulation;
+  /** Deliver a signal to a live fake process, as `kill(2)` would. */
+  kill(pidOrWorkerId: number | string, signal?: 'SIGKILL' | 'SIGTERM' | 'SIGINT'): FakeProcess;
+  /** Make a process send a frame that breaks the protocol. */
+  corrupt(pidOrWorkerId: number | string, message?: string): void;
+  /** Move simulated time forward, firing every timer that falls due. */
+  advance(ms: number): void;
+  processes(): FakeProcess[];
+  alive(): FakeProcess[];
+  processOf(workerId: string): FakeProcess | undefined;
+  /**
+   * A real pool (the same machines and facade as createPool) on fake processes and the
+   * simulated clock. Returned at once: await `pool.whenReady()` (with startupMs > 0, advance
+   * the clock first).
+   */
+  createPool(options?: PoolOptions): Pool;
+  /** What the pool's recycle check reads as a process's resident memory. */
+  setRssMb(pid: number, mb: number): void;
+}
+
+export interface SimulationOptions {
+  /** First fake pid; fake pids never collide with the real ones a test may also track. */
+  firstPid?: number;
+  /** Simulated ms from spawn to the `ready` notice (0 = synchronous). */
+  startupMs?: number;
+}
+
+export function createSimulation(options: SimulationOptions = {}): Simulation {
+  const clock = new SimulatedClock();
+  const handlers = new Map<string, { fn: SimHandler; latencyMs: number }>();
+  const all: Live[] = [];
+  const startFaults: Array<StartFault & { remaining: number }> = [];
+  const sigtermIgnored = new Set<string>();
+  let nextPid = options.firstPid ?? 900_000;
+  const startupMs = options.startupMs ?? 0;
+  const rss = new Map<number, number>();
+  let exitCount = 0;
+
+  const builtins: Record<string, SimHandler> = {
+    ping: (_args, ctx) => ({ pong: true, worker_id: ctx.workerId, pid: ctx.pid, mode: 'pool-worker', codec: 'sim' }),
+    cleanup_session: (args, ctx) => {
+      const proc = all.find((p) => p.pid === ctx.pid)!;
+      const id = (args && args.session_id) ?? ctx.sessionId;
+      const state = proc.sessions.get(id);
+      proc.sessions.delete(id);
+      return { session_id: id, existed: !!state, freed_keys: state ? Object.keys(state).length : 0 };
+    },
+    get_stats: (_args, ctx) => {
+      const proc = all.find((p) => p.pid === ctx.pid)!;
+      return { worker_id: ctx.workerId, pid: ctx.pid, requests: proc.requests, sessions: proc.sessions.size, session_ids: [...proc.sessions.keys()] };
+    },
+  };
+
+  function exitProcess(proc: Live, exit: ExitInfo, notify: boolean): void {
+    if (!proc.alive) return;
+    proc.alive = false;
+    proc.exit = exit;
+    proc.exitSeq = ++exitCount;
+    for (const { timer } of proc.inflight.values()) if (timer !== null) clock.clearTimeout(timer);
+    proc.inflight.clear();
+    if (notify) proc.sendBack({ type: 'PROC.EXIT', exit });
+  }
+
+  function reply(proc: Live, id: number, cmd: string, args: unknown, session: string | null): void {
+    const spec = handlers.get(cmd) ?? (builtins[cmd] ? { fn: builtins[cmd]!, latencyMs: 0 } : undefined);
+    const deliver = () => {
+      if (!proc.alive || !proc.inflight.has(id)) return;
+      proc.inflight.delete(id);
+      proc.requests++;
+      if (!spec) {
+        proc.sendBack({ type: 'PROC.REPLY', id, ok: false, error: { type: 'UnknownCommand', message: `unknown command: ${cmd}`, traceback: '' } });
+        return;
+      }
+      let sessionState: Record<string, unknown> = {};
+      if (session !== null) {
+        sessionState = proc.sessions.get(session) ?? {};
+        proc.sessions.set(session, sessionState);
+      }
+      let result: unknown;
+      try {
+        result = spec.fn(args, { workerId: proc.workerId, pid: proc.pid, sessionId: session, session: sessionState });
+      } catch (err) {
+        const type = err instanceof SimPythonError ? err.pythonType : (err as Error).name ?? 'Exception';
+        proc.sendBack({ type: 'PROC.REPLY', id, ok: false, error: { type, message: (err as Error).message, traceback: `Traceback (simulated)\n${type}: ${(err as Error).message}` } });
+        return;
+      }
+      if (result === HANG || result === HANG_HARD) {
+        proc.inflight.set(id, { timer: null, cmd, interruptible: result === HANG });
+        return;
+      }
+      if (result && typeof result === 'object' && 'crash' in result) {
+        const { code, signal } = (result as CrashOrder).crash;
+        exitProcess(proc, { code, signal, stderrTail: [`simulated crash in ${cmd}`] }, true);
+        return;
+      }
+      proc.sendBack({ type: 'PROC.REPLY', id, ok: true, result });
+      if (proc.exitAfterCurrent && proc.inflight.size === 0) exitProcess(proc, { code: 0, signal: null, stderrTail: [] }, true);
+    };
+    const latency = spec?.latencyMs ?? 0;
+    if (latency > 0) {
+      proc.inflight.set(id, { timer: clock.setTimeout(deliver, latency) as unknown as number, cmd });
+    } else {
+      proc.inflight.set(id, { timer: null, cmd });
+      deliver();
+    }
+  }
+
+  function signal(proc: Live, sig: 'SIGKILL' | 'SIGTERM' | 'SIGINT'): void {
+    if (!proc.alive) return;
+    proc.signals.push(sig);
+    if (sig === 'SIGKILL') return exitProcess(proc, { code: null, signal: 'SIGKILL', stderrTail: [] }, true);
+    if (sig === 'SIGTERM') {
+      if (proc.ignoresSigterm) return;
+      // The real worker finishes the running command first; a hung one never does.
+      if (proc.inflight.size === 0) exitProcess(proc, { code: 0, signal: null, stderrTail: [] }, true);
+      else proc.exitAfterCurrent = true;
+      return;
+    }
+    // SIGINT: every running handler sees KeyboardInterrupt.
+    for (const [id, { timer, interruptible }] of proc.inflight) {
+      if (interruptible === false) continue;
+      if (timer !== null) clock.clearTimeout(timer);
+      proc.inflight.delete(id);
+      proc.sendBack({ type: 'PROC.REPLY', id, ok: false, error: { type: 'KeyboardInterrupt', message: '', traceback: 'KeyboardInterrupt' } });
+    }
+  }
+
+  const processLogic = fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive }) => {
+    const proc: Live = {
+      pid: nextPid++,
+      workerId: input.workerId,
+      generation: input.generation,
+      alive: true,
+      exit: null,
+      ignoresSigterm: sigtermIgnored.has(input.workerId) || sigtermIgnored.has('*'),
+      requests: 0,
+      sessions: new Map(),
+      signals: [],
+      exitSeq: null,
+      sendBack: sendBack as (event: ProcessEvent) => void,
+      inflight: new Map(),
+      exitAfterCurrent: false,
+    };
+    all.push(proc);
+    const fault = takeStartFault(input.workerId);
+    const announce = () => {
+      if (!proc.alive) return;
+      if (fault && !fault.hang) {
+        exitProcess(proc, { code: fault.code ?? 3, signal: null, stderrTail: fault.stderr ?? ['Traceback (most recent call last):', 'SyntaxError: invalid syntax (simulated)'] }, true);
+        return;
+      }
+      if (fault?.hang) return;
+      sendBack({ type: 'PROC.READY', pid: proc.pid, python: 'sim', codec: 'sim' });
+    };
+    if (startupMs > 0) clock.setTimeout(announce, startupMs);
+    else announce();
+
+    receive((command) => {
+      if (!proc.alive) return;
+      if (command.type === 'SIGNAL') return signal(proc, command.signal);
+      reply(proc, command.id, command.cmd, command.args, command.session);
+    });
+    // Disposal is SIGKILL, exactly as for a real process.
+    return () => exitProcess(proc, { code: null, signal: 'SIGKILL', stderrTail: [] }, false);
+  });
+
+  function takeStartFault(workerId: string): StartFault | undefined {
+    const fault = startFaults.find((f) => f.remaining > 0 && (!f.workerId || f.workerId === workerId));
+    if (!fault) return undefined;
+    fault.remaining--;
+    return fault;
+  }
+
+  function find(pidOrWorkerId: number | string): Live {
+    const proc =
+      typeof pidOrWorkerId === 'number'
+        ? all.find((p) => p.pid === pidOrWorkerId && p.alive)
+        : all.find((p) => p.workerId === pidOrWorkerId && p.alive);
+    if (!proc) throw new Error(`simulation: no live process ${pidOrWorkerId}`);
+    return proc;
+  }
+
+  const sim: Simulation = {
+    clock,
+    processLogic,
+    workerMachine: workerMachine.provide({ actors: { pythonProcess: processLogic } }),
+    handle(cmd, fn, opts = {}) {
+      handlers.set(cmd, { fn, latencyMs: opts.latencyMs ?? 0 });
+      return sim;
+    },
+    hang: (opts = {}) => (opts.uninterruptible ? HANG_HARD : HANG),
+    crash: (code = null, sig = 'SIGKILL') => ({ crash: { code, signal: code === null ? sig : null } }),
+    failStarts(count, fault = {}) {
+      startFaults.push({ ...fault, remaining: count });
+      return sim;
+    },
+    ignoreSigterm(workerId = '*') {
+      sigtermIgnored.add(workerId);
+      for (const p of all) if (p.alive && (workerId === '*' || p.workerId === workerId)) p.ignoresSigterm = true;
+      return sim;
+    },
+    kill(pidOrWorkerId, sig = 'SIGKILL') {
+      const proc = find(pidOrWorkerId);
+      signal(proc, sig);
+      return proc;
+    },
+    corrupt(pidOrWorkerId, message = 'simulated garbage frame') {
+      const proc = find(pidOrWorkerId);
+      proc.sendBack({ type: 'PROC.PROTOCOL_ERROR', error: new ProtocolError(message) });
+    },
+    advance(ms) {
+      clock.increment(ms);
+    },
+    processes: () => all.slice(),
+    alive: () => all.filter((p) => p.alive),
+    processOf: (workerId) => all.find((p) => p.workerId === workerId && p.alive),
+    createPool(poolOptions = {}) {
+      return new Pool(resolveOptions({ python: 'sim', ...poolOptions }), {
+        processLogic,
+        clock,
+        now: () => clock.now(),
+        rssMb: (pid) => rss.get(pid) ?? null,
+        allExited: async () => {
+          const left = all.filter((p) => p.alive);
+          if (left.length) throw new Error(`simulation: ${left.length} fake processes still alive after stop: ${left.map((p) => p.pid).join(', ')}`);
+        },
+      });
+    },
+    setRssMb(pid, mb) {
+      rss.set(pid, mb);
+    },
+  };
+  return sim;
+}
