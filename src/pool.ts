@@ -8,7 +8,7 @@
  * `reply` → settle the caller → sessionPool CHECKIN. Nothing else sits between a caller and
  * its worker, so requests to different workers run in parallel.
  */
-import { createActor, type Actor, type AnyActorRef, type CallbackActorLogic, type Subscription } from 'xstate';
+import { createActor, type Actor, type AnyActorRef, type CallbackActorLogic, type InspectionEvent, type Subscription } from 'xstate';
 import {
   AbortError,
   PoolClosedError,
@@ -186,7 +186,8 @@ export class Pool extends TelemetryEmitter {
       },
       // Absent, not undefined: XState would take an explicit undefined as "no clock".
       ...(seams.clock ? { clock: seams.clock as never } : {}),
-      ...(options.inspect ? { inspect: options.inspect as never } : {}),
+      // One observer for the user's `inspect` option and for pool.observeInspection() listeners (the local inspector page).
+      inspect: (event: InspectionEvent) => this.dispatchInspection(event),
       systemId: 'pool',
     });
     seams.setLogSink?.((workerId, pid, line) => this.emit('worker_log', { workerId, pid, line }));
@@ -205,6 +206,21 @@ export class Pool extends TelemetryEmitter {
     this.supervisor.subscribe((snapshot: { context: SupervisorContext }) => this.syncWorkers(snapshot.context));
     this.syncWorkers((this.supervisor.getSnapshot() as { context: SupervisorContext }).context);
     this.root.system.get('monitor')?.on('tick', () => this.onTick());
+  }
+
+  private readonly inspectionListeners = new Set<(event: InspectionEvent) => void>();
+
+  private dispatchInspection(event: InspectionEvent): void {
+    const user = this.options.inspect as ((e: InspectionEvent) => void) | { next?: (e: InspectionEvent) => void } | undefined;
+    if (typeof user === 'function') user(event);
+    else user?.next?.(event);
+    for (const listener of this.inspectionListeners) listener(event);
+  }
+
+  /** Receive every XState inspection event of the pool's actors (what the inspector page streams). */
+  observeInspection(listener: (event: InspectionEvent) => void): () => void {
+    this.inspectionListeners.add(listener);
+    return () => this.inspectionListeners.delete(listener);
   }
 
   private readonly initialWorkers: string[];

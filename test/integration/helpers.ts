@@ -1,0 +1,61 @@
+/**
+ * Shared by the layer-3 suites: which Python processes a test started, and proof that none
+ * of them is still alive at the end.
+ */
+import { join } from 'node:path';
+import * as assert from 'uvu/assert';
+import type { Pool } from '../../src/pool.js';
+
+export const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
+export const ECHO_HANDLERS = join(ROOT, 'test', 'fixtures', 'handlers', 'echo_handlers.py');
+export const SYNTAX_ERROR_HANDLERS = join(ROOT, 'test', 'fixtures', 'handlers', 'syntax_error.py');
+export const PYTHON = process.env.PYVISOR_PYTHON || 'python3';
+
+/** Every pid a pool's workers ever had, followed through restarts. */
+export class PidTracker {
+  readonly pids = new Set<number>();
+  watch(pool: Pool): Pool {
+    for (const w of pool.workers()) if (w.pid) this.pids.add(w.pid);
+    pool.on('worker_state', (e: { pid: number | null }) => e.pid && this.pids.add(e.pid));
+    pool.on('worker_restarted', (e: { oldPid: number | null; newPid: number | null }) => {
+      if (e.oldPid) this.pids.add(e.oldPid);
+      if (e.newPid) this.pids.add(e.newPid);
+    });
+    return pool;
+  }
+  add(pid: number | null | undefined): void {
+    if (pid) this.pids.add(pid);
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The suite's last word: none of the processes it started is alive. */
+export function assertAllDead(tracker: PidTracker): void {
+  const alive = [...tracker.pids].filter(isAlive);
+  assert.equal(alive, [], `Python processes still alive: ${alive.join(', ')}`);
+}
+
+/** Resolve on the first event that satisfies `match` (synchronize on events, not on delays). */
+export function nextEvent<T>(pool: Pool, name: string, match: (e: T) => boolean = () => true, timeoutMs = 15_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      pool.off(name, listener);
+      reject(new Error(`no "${name}" event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const listener = (e: T) => {
+      if (!match(e)) return;
+      clearTimeout(timer);
+      pool.off(name, listener);
+      resolve(e);
+    };
+    pool.on(name, listener);
+  });
+}
