@@ -3,7 +3,7 @@
 //   "N passed, N failed, N skipped"
 // Tiers: layer 1 (test/fast), layer 2 (test/protocol), layer 3 (test/integration), Python unit tests.
 // Usage: node scripts/run-tests.mjs [fast|protocol|integration|python ...]
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,8 @@ const tiers = {
   protocol: { cmd: process.execPath, args: ['--import', 'tsx', uvu, 'test/protocol', '.test.ts$'], parse: parseUvu },
   integration: { cmd: process.execPath, args: ['--import', 'tsx', uvu, 'test/integration', '.test.ts$'], parse: parseUvu },
   python: { cmd: python, args: ['-m', 'unittest', 'discover', '-s', 'tests', '-t', '.'], cwd: join(root, 'python'), parse: parseUnittest },
+  // The same suite under Debian's interpreter, which has the msgpack module: the second codec.
+  'python-system': { cmd: '/usr/bin/python3', args: ['-m', 'unittest', 'discover', '-s', 'tests', '-t', '.'], cwd: join(root, 'python'), parse: parseUnittest },
 };
 
 function strip(text) {
@@ -29,7 +31,8 @@ function parseUvu(out) {
   const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? NaN);
   const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
   if (Number.isNaN(total)) return null;
-  return { passed, failed: total - passed - skipped, skipped };
+  // uvu's Total counts run tests (passed + failed); skipped ones are reported apart.
+  return { passed, failed: total - passed, skipped };
 }
 
 function parseUnittest(out) {
@@ -42,6 +45,11 @@ function parseUnittest(out) {
   const skipped = Number(/skipped=(\d+)/.exec(text)?.[1] ?? 0);
   const failed = count('failures') + count('errors');
   return { passed: total - failed - skipped, failed, skipped };
+}
+
+function sameInterpreter(a, b) {
+  const exe = (py) => spawnSync(py, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout?.trim();
+  return exe(a) === exe(b);
 }
 
 function hasTests(dir) {
@@ -77,7 +85,9 @@ for (const name of wanted) {
     console.error(`unknown tier "${name}" (known: ${Object.keys(tiers).join(', ')})`);
     process.exit(2);
   }
-  if (name !== 'python' && !hasTests(`test/${name}`)) continue;
+  if (name.startsWith('python')) {
+    if (name === 'python-system' && (!existsSync('/usr/bin/python3') || sameInterpreter(python, '/usr/bin/python3'))) continue;
+  } else if (!hasTests(`test/${name}`)) continue;
   const counts = await run(name);
   totals.passed += counts.passed;
   totals.failed += counts.failed;
