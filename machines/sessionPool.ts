@@ -33,7 +33,7 @@ export interface SessionEntry {
   lastWorker: string | null;
   /** Every worker whose process holds state of this session (what endSession must clean). */
   workers: string[];
-  /** Requests of this session checked out or queued right now. */
+  /** Requests of this session checked out right now (queued ones are in `queue`). */
   active: number;
   /** Set when the worker the session is pinned to died: its Python state is gone. */
   lostWorker: string | null;
@@ -114,9 +114,27 @@ export function pickWorker(context: SessionPoolContext, sessionId: string | null
 }
 
 /** A strict session whose worker died can never be served again: fail it now. */
-function lostPin(context: SessionPoolContext, sessionId: string | null): string | null {
+function lostPin(context: Pick<SessionPoolContext, 'affinity' | 'sessions'>, sessionId: string | null): string | null {
   if (context.affinity !== 'strict' || sessionId === null) return null;
   return context.sessions[sessionId]?.lostWorker ?? null;
+}
+
+/**
+ * The loss has been reported: the session goes on unpinned, and its next request pins it
+ * afresh to whichever worker serves it.
+ */
+function resetPin(sessions: Record<string, SessionEntry>, sessionId: string): Record<string, SessionEntry> {
+  const session = sessions[sessionId];
+  if (!session) return sessions;
+  return { ...sessions, [sessionId]: { ...session, lastWorker: null, lostWorker: null } };
+}
+
+const NEW_SESSION: SessionEntry = { lastWorker: null, workers: [], active: 0, lostWorker: null };
+
+/** Nothing of the session runs or waits: it is idle, and its TTL clock may run. */
+function isIdle(context: Pick<SessionPoolContext, 'sessions' | 'queue'>, sessionId: string): boolean {
+  const session = context.sessions[sessionId];
+  return !!session && session.active <= 0 && !context.queue.some((w) => w.sessionId === sessionId);
 }
 
 /** A targeted request can still be served by this worker: it exists and its process is not gone. */
@@ -217,33 +235,37 @@ export const sessionPoolMachine = setup({
       }
       const lost = lostPin(context, sessionId);
       if (lost !== null) {
-        enqueue.assign({ sessions: forgetSession(context.sessions, sessionId!) });
+        enqueue.assign({ sessions: resetPin(context.sessions, sessionId!) });
         enqueue.emit({ type: 'rejected', ticket, error: new SessionWorkerLostError(sessionId!, lost) });
         return;
       }
-      if (sessionId !== null && !context.sessions[sessionId]) {
-        enqueue.assign({ sessions: { ...context.sessions, [sessionId]: { lastWorker: null, workers: [], active: 0, lostWorker: null } } });
-        enqueue.emit({ type: 'session_start', sessionId });
-      }
-      if (sessionId !== null) enqueue.cancel(`session-idle:${sessionId}`);
       const slot = pickWorker(context, sessionId, target);
+      if (!slot && context.queue.length >= context.maxQueue) {
+        // Refused before it was accepted: a session it would have opened is not opened.
+        enqueue.emit({ type: 'rejected', ticket, error: new PoolSaturatedError(context.maxQueue) });
+        return;
+      }
+      let sessions = context.sessions;
+      if (sessionId !== null) {
+        if (!sessions[sessionId]) {
+          sessions = { ...sessions, [sessionId]: NEW_SESSION };
+          enqueue.emit({ type: 'session_start', sessionId });
+        }
+        enqueue.cancel(`session-idle:${sessionId}`);
+      }
       if (slot) {
-        enqueue.assign(({ context: c }) => ({
-          slots: withSlot(c.slots, slot.id, { state: 'busy', ticket, sessionId }),
-          sessions: touchSession(c.sessions, sessionId, slot.id, 1),
-        }));
+        enqueue.assign({
+          slots: withSlot(context.slots, slot.id, { state: 'busy', ticket, sessionId }),
+          sessions: touchSession(sessions, sessionId, slot.id, 1),
+        });
         enqueue.cancel(`overflow-idle:${slot.id}`);
         enqueue.emit({ type: 'assigned', ticket, workerId: slot.id, sessionId });
         return;
       }
-      if (context.queue.length >= context.maxQueue) {
-        enqueue.emit({ type: 'rejected', ticket, error: new PoolSaturatedError(context.maxQueue) });
-        return;
-      }
       const queue = [...context.queue, { ticket, sessionId, timeoutMs: event.timeoutMs, workerId: target }];
-      enqueue.assign({ queue });
+      enqueue.assign({ queue, sessions });
+      enqueue.cancel(`deadline:${ticket}`);
       enqueue.raise({ type: 'CHECKOUT_DEADLINE', ticket }, { id: `deadline:${ticket}`, delay: event.timeoutMs });
-      const sessions = sessionId !== null && !context.sessions[sessionId] ? { ...context.sessions, [sessionId]: { lastWorker: null, workers: [], active: 0, lostWorker: null } } : context.sessions;
       const grown = growSlots({ ...context, queue, sessions });
       for (const start of grown.starts) enqueue.emit(start);
       enqueue.assign(grown.patch);
@@ -259,11 +281,14 @@ export const sessionPoolMachine = setup({
       let slots = context.slots;
       let sessions = context.sessions;
       const queue: Waiting[] = [];
+      // Every request that waited for a lost worker hears of it; after this pass the pin is reset.
+      const reported = new Set<string>();
       for (const waiting of context.queue) {
         const lost = lostPin({ ...context, sessions }, waiting.sessionId);
         if (lost !== null) {
           enqueue.cancel(`deadline:${waiting.ticket}`);
           enqueue.emit({ type: 'rejected', ticket: waiting.ticket, error: new SessionWorkerLostError(waiting.sessionId!, lost) });
+          reported.add(waiting.sessionId!);
           continue;
         }
         if (waiting.workerId !== null && !isAlive({ ...context, slots }, waiting.workerId)) {
@@ -282,6 +307,10 @@ export const sessionPoolMachine = setup({
         enqueue.cancel(`overflow-idle:${slot.id}`);
         enqueue.emit({ type: 'assigned', ticket: waiting.ticket, workerId: slot.id, sessionId: waiting.sessionId });
       }
+      for (const sessionId of reported) {
+        sessions = resetPin(sessions, sessionId);
+        if (context.sessionTtlMs > 0 && isIdle({ sessions, queue }, sessionId)) armSessionTtl(enqueue, sessionId, context.sessionTtlMs);
+      }
       enqueue.assign({ slots, sessions, queue });
     }),
     checkin: enqueueActions(({ context, event, enqueue }) => {
@@ -295,14 +324,9 @@ export const sessionPoolMachine = setup({
         slots: withSlot(context.slots, slot.id, { state, ticket: null, sessionId: null }),
         sessions: !session ? context.sessions : { ...context.sessions, [sessionId!]: { ...session, active: session.active - 1 } },
       });
-      if (session && context.sessionTtlMs > 0) {
-        enqueue.cancel(`session-idle:${sessionId}`);
-        enqueue.raise({ type: 'SESSION_IDLE', sessionId: sessionId! }, { id: `session-idle:${sessionId}`, delay: context.sessionTtlMs });
-      }
+      if (session && context.sessionTtlMs > 0) armSessionTtl(enqueue, sessionId!, context.sessionTtlMs);
       if (event.workerLost) enqueue.assign(({ context: c }) => ({ sessions: loseWorker(c.sessions, slot.id) }));
-      if (state === 'idle' && slot.overflow) {
-        enqueue.raise({ type: 'OVERFLOW_IDLE', workerId: slot.id }, { id: `overflow-idle:${slot.id}`, delay: context.overflowIdleMs });
-      }
+      if (state === 'idle' && slot.overflow) armOverflowIdle(enqueue, slot.id, context.overflowIdleMs);
     }),
     workerUp: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'WORKER_UP') return;
@@ -312,7 +336,7 @@ export const sessionPoolMachine = setup({
         enqueue.assign({ slots: [...context.slots, { id: event.workerId, overflow: false, state: 'idle', ticket: null, sessionId: null }] });
       } else if (slot.state === 'starting' || slot.state === 'down') {
         enqueue.assign({ slots: withSlot(context.slots, slot.id, { state: 'idle' }) });
-        if (slot.overflow) enqueue.raise({ type: 'OVERFLOW_IDLE', workerId: slot.id }, { id: `overflow-idle:${slot.id}`, delay: context.overflowIdleMs });
+        if (slot.overflow) armOverflowIdle(enqueue, slot.id, context.overflowIdleMs);
       }
     }),
     workerDown: enqueueActions(({ context, event, enqueue }) => {
@@ -326,18 +350,25 @@ export const sessionPoolMachine = setup({
     }),
     workerRemoved: assign(({ context, event }) => {
       if (event.type !== 'WORKER_REMOVED' && event.type !== 'WORKER_START_FAILED') return {};
-      return { slots: context.slots.filter((s) => s.id !== event.workerId) };
+      // Its process is gone (a retired overflow worker): so is every session's state in it.
+      return { slots: context.slots.filter((s) => s.id !== event.workerId), sessions: loseWorker(context.sessions, event.workerId) };
     }),
     cancel: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'CANCEL') return;
+      const waiting = context.queue.find((w) => w.ticket === event.ticket);
+      if (!waiting) return;
       enqueue.cancel(`deadline:${event.ticket}`);
-      enqueue.assign({ queue: context.queue.filter((w) => w.ticket !== event.ticket) });
+      const queue = context.queue.filter((w) => w.ticket !== event.ticket);
+      enqueue.assign({ queue });
+      idleAfterLeaving(enqueue, { ...context, queue }, waiting.sessionId);
     }),
     deadline: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'CHECKOUT_DEADLINE') return;
       const waiting = context.queue.find((w) => w.ticket === event.ticket);
       if (!waiting) return;
-      enqueue.assign({ queue: context.queue.filter((w) => w.ticket !== event.ticket) });
+      const queue = context.queue.filter((w) => w.ticket !== event.ticket);
+      enqueue.assign({ queue });
+      idleAfterLeaving(enqueue, { ...context, queue }, waiting.sessionId);
       const starting = context.slots.filter((s) => s.state === 'starting').length;
       enqueue.emit({
         type: 'rejected',
@@ -350,14 +381,19 @@ export const sessionPoolMachine = setup({
       const slot = context.slots.find((s) => s.id === event.workerId);
       if (!slot || slot.state !== 'idle') return;
       // Under strict affinity a worker that still holds a pinned session is kept: retiring it would lose that session.
-      if (context.affinity === 'strict' && Object.values(context.sessions).some((s) => s.lastWorker === slot.id)) return;
+      if (context.affinity === 'strict' && Object.values(context.sessions).some((s) => s.lastWorker === slot.id)) {
+        // Look again later: once the session ends or expires, the worker can go.
+        armOverflowIdle(enqueue, slot.id, context.overflowIdleMs);
+        return;
+      }
       enqueue.assign({ slots: withSlot(context.slots, slot.id, { state: 'retiring' }) });
       enqueue.emit({ type: 'retire_worker', workerId: slot.id });
     }),
     expireSession: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'SESSION_IDLE') return;
       const session = context.sessions[event.sessionId];
-      if (!session || session.active > 0) return;
+      // Not idle after all (a request of it runs or waits): its next checkin arms the TTL again.
+      if (!session || !isIdle(context, event.sessionId)) return;
       enqueue.assign({ sessions: forgetSession(context.sessions, event.sessionId) });
       enqueue.emit({ type: 'session_expired', sessionId: event.sessionId, workers: session.workers });
     }),
@@ -407,6 +443,29 @@ export const sessionPoolMachine = setup({
     CLOSE: { actions: 'close' },
   },
 });
+
+/** The part of enqueueActions' `enqueue` the timer helpers use. */
+interface Enqueue {
+  cancel(id: string): void;
+  raise(event: SessionPoolEvent, options: { id: string; delay: number }): void;
+}
+
+/** (Re)start a session's idle clock. A delayed event's id must be cancelled before reuse: XState keeps the old timer. */
+function armSessionTtl(enqueue: Enqueue, sessionId: string, ttlMs: number): void {
+  enqueue.cancel(`session-idle:${sessionId}`);
+  enqueue.raise({ type: 'SESSION_IDLE', sessionId }, { id: `session-idle:${sessionId}`, delay: ttlMs });
+}
+
+function armOverflowIdle(enqueue: Enqueue, workerId: string, idleMs: number): void {
+  enqueue.cancel(`overflow-idle:${workerId}`);
+  enqueue.raise({ type: 'OVERFLOW_IDLE', workerId }, { id: `overflow-idle:${workerId}`, delay: idleMs });
+}
+
+/** A request left the queue unserved (deadline, abort): if its session is now idle, its TTL runs. */
+function idleAfterLeaving(enqueue: Enqueue, context: SessionPoolContext, sessionId: string | null): void {
+  if (sessionId === null || context.sessionTtlMs <= 0 || !isIdle(context, sessionId)) return;
+  armSessionTtl(enqueue, sessionId, context.sessionTtlMs);
+}
 
 function forgetSession(sessions: Record<string, SessionEntry>, sessionId: string): Record<string, SessionEntry> {
   const { [sessionId]: _gone, ...rest } = sessions;

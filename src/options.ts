@@ -115,14 +115,18 @@ export function defaults(): ResolvedOptions {
   };
 }
 
-/** The seed's per-environment tuning. */
-export const presets = {
-  dev: { poolSize: 2, lazy: true } satisfies PoolOptions,
-  test: { poolSize: 4, checkoutTimeout: 10_000 } satisfies PoolOptions,
-  get prod(): PoolOptions {
-    return { poolSize: cores() * 3, lazy: false };
+/**
+ * The seed's per-environment tuning, to spread into the options:
+ * `createPool({ ...presets.prod, handlers: [...] })`. Frozen, so that one caller's tweak can
+ * never leak into another's pool.
+ */
+export const presets: { readonly dev: Readonly<PoolOptions>; readonly test: Readonly<PoolOptions>; readonly prod: Readonly<PoolOptions> } = Object.freeze({
+  dev: Object.freeze({ poolSize: 2, lazy: true }),
+  test: Object.freeze({ poolSize: 4, checkoutTimeout: 10_000 }),
+  get prod(): Readonly<PoolOptions> {
+    return Object.freeze({ poolSize: cores() * 3, lazy: false });
   },
-};
+});
 
 type Check = (value: unknown) => string | null;
 
@@ -167,7 +171,8 @@ const RULES: Record<string, Check> = {
 const RESTART_RULES: Record<string, Check> = {
   strategy: oneOf('one_for_one', 'one_for_all', 'rest_for_one'),
   maxRestarts: int(0),
-  maxSeconds: (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? null : 'must be a number of seconds > 0'),
+  // Its window is a timer of maxSeconds × 1000 ms, and timers stop at 2^31 - 1 ms.
+  maxSeconds: (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 && v * 1000 <= 2 ** 31 - 1 ? null : 'must be a number of seconds > 0 and <= 2147483'),
 };
 
 const RECYCLE_RULES: Record<string, Check> = {
@@ -178,6 +183,8 @@ const RECYCLE_RULES: Record<string, Check> = {
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
+  // JSON would print NaN and Infinity as null, hiding the very value that is wrong.
+  if (typeof value === 'number') return String(value);
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'function') return 'a function';
   try {
@@ -187,17 +194,24 @@ function describe(value: unknown): string {
   }
 }
 
-function checkObject(prefix: string, value: unknown, rules: Record<string, Check>): void {
+/**
+ * Check every key of `value` against `rules`. `prefix` names nested keys ("restart.maxRestarts");
+ * `kind` says whose options they are in the messages. An undefined value means "the default".
+ */
+function checkObject(prefix: string, value: unknown, rules: Record<string, Check>, kind = 'option'): void {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new InvalidOptionError(prefix || 'options', `must be an object, got ${describe(value)}`);
   }
   for (const [key, v] of Object.entries(value)) {
     const name = prefix ? `${prefix}.${key}` : key;
     const rule = rules[key];
-    if (!rule) throw new InvalidOptionError(name, `unknown option (known: ${Object.keys(rules).join(', ')})`);
+    if (!rule) {
+      const near = Object.keys(rules).find((k) => k.toLowerCase() === key.toLowerCase());
+      throw new InvalidOptionError(name, `unknown ${kind}${near ? ` (did you mean "${near}"?)` : ''}; known: ${Object.keys(rules).join(', ')}`);
+    }
     if (v === undefined) continue;
     const problem = rule(v);
-    if (problem) throw new InvalidOptionError(name, `${problem}, got ${describe(v)}`);
+    if (problem) throw new InvalidOptionError(name, `${kind === 'option' ? '' : `${kind} `}${problem}, got ${describe(v)}`);
   }
 }
 
@@ -206,6 +220,10 @@ export function resolveOptions(options: PoolOptions = {}): ResolvedOptions {
   checkObject('', options, RULES);
   if (options.restart !== undefined) checkObject('restart', options.restart, RESTART_RULES);
   if (options.recycle !== undefined) checkObject('recycle', options.recycle, RECYCLE_RULES);
+  // A lazy pool serves its first caller only by letting it wait for a worker to start.
+  if (options.lazy === true && options.maxQueue === 0) {
+    throw new InvalidOptionError('maxQueue', 'must be >= 1 when lazy is true (callers wait in the queue while workers start), got 0');
+  }
   const base = defaults();
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as PoolOptions;
   return {
@@ -223,7 +241,8 @@ function stripUndefined<T extends object>(value: T | undefined): Partial<T> {
 }
 
 const EXECUTE_RULES: Record<string, Check> = {
-  sessionId: (v) => (typeof v === 'string' && v.length > 0 ? null : 'must be a non-empty string'),
+  // null (like undefined) means an anonymous call.
+  sessionId: (v) => (v === null || (typeof v === 'string' && v.length > 0) ? null : 'must be a non-empty string (or null for none)'),
   timeout: positiveMs,
   checkoutTimeout: positiveMs,
   signal: (v) => (v !== null && typeof v === 'object' && 'aborted' in v && typeof (v as AbortSignal).addEventListener === 'function' ? null : 'must be an AbortSignal'),
@@ -231,7 +250,8 @@ const EXECUTE_RULES: Record<string, Check> = {
 };
 
 export interface ExecuteOptions {
-  sessionId?: string;
+  /** The session this call belongs to (created on first use); absent or null: anonymous. */
+  sessionId?: string | null;
   /** ms the command may run (default: the pool's requestTimeout). */
   timeout?: number;
   /** ms to wait for a worker (default: the pool's checkoutTimeout). */
@@ -242,5 +262,5 @@ export interface ExecuteOptions {
 }
 
 export function checkExecuteOptions(options: ExecuteOptions): void {
-  checkObject('execute options', options, EXECUTE_RULES);
+  checkObject('', options, EXECUTE_RULES, 'execute option');
 }

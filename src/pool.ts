@@ -105,10 +105,21 @@ interface Tracked {
   lastHealthyPid: number | null;
   startedAt: number;
   overflow: boolean;
+  /** The process is being replaced on purpose (recycling), not because it failed. */
+  recycling: boolean;
+}
+
+/** What workers() reports per worker, counted by the facade from the replies it settles. */
+interface WorkerCounts {
+  requests: number;
+  errors: number;
+  restarts: number;
 }
 
 /** Worker machine states in which it can take (or is running) a request. */
 const SERVING = new Set(['healthy', 'busy', 'settled', 'interrupting', 'checking', 'afterCheck']);
+/** Worker machine states of a worker that failed and is not (yet) back. */
+const FAILED = new Set(['unhealthy', 'restarting']);
 
 /** The worker machine's state as one word: the live substate, or the top-level state. */
 export function workerStateName(value: unknown): string {
@@ -132,7 +143,9 @@ export class Pool extends TelemetryEmitter {
   private closed = false;
   private escalation: SupervisorEscalationError | null = null;
   private stopping: Promise<void> | null = null;
+  private stopRequested = false;
   private counters = { commands: 0, errors: 0, restarts: 0 };
+  private readonly counts = new Map<string, WorkerCounts>();
   private readonly ready: Promise<void>;
 
   constructor(options: ResolvedOptions, seams: PoolSeams) {
@@ -182,7 +195,7 @@ export class Pool extends TelemetryEmitter {
       input: {
         sessionPool: sessionPoolInput as unknown as Record<string, unknown>,
         workers: supervisorInput as unknown as Record<string, unknown>,
-        monitor: { intervalMs: options.healthCheckInterval },
+        monitor: { intervalMs: monitorInterval(options) },
       },
       // Absent, not undefined: XState would take an explicit undefined as "no clock".
       ...(seams.clock ? { clock: seams.clock as never } : {}),
@@ -197,15 +210,25 @@ export class Pool extends TelemetryEmitter {
     // Silence the unhandled-rejection warning for pools nobody awaits; callers still see it.
     this.ready.catch(() => {});
 
-    this.root.start();
-    this.sessionPool = this.root.system.get('sessionPool')!;
-    this.supervisor = this.root.system.get('workers')!;
+    // Take the root's children before start(): they exist from createActor() on, while a pool
+    // whose workers escalate during start() (start failures that are synchronous, as in the
+    // simulation) has already finished when start() returns, and system.get() no longer knows
+    // the children of a finished actor.
+    const children = {
+      sessionPool: this.root.system.get('sessionPool'),
+      workers: this.root.system.get('workers'),
+      monitor: this.root.system.get('monitor'),
+    };
+    if (!children.sessionPool || !children.workers) throw new Error('pyvisor: the pool supervisor did not create its children');
+    this.sessionPool = children.sessionPool;
+    this.supervisor = children.workers;
     this.wireSessionPool();
-    // Children are spawned during start(), before anyone could listen to events: follow the
-    // supervisor through its snapshots instead, starting with the current one.
     this.supervisor.subscribe((snapshot: { context: SupervisorContext }) => this.syncWorkers(snapshot.context));
+    children.monitor?.on('tick', () => this.onTick());
+    this.root.start();
+    // Workers are spawned with the supervisor, before it publishes snapshots: start from the
+    // current one.
     this.syncWorkers((this.supervisor.getSnapshot() as { context: SupervisorContext }).context);
-    this.root.system.get('monitor')?.on('tick', () => this.onTick());
   }
 
   private readonly inspectionListeners = new Set<(event: InspectionEvent) => void>();
@@ -243,7 +266,7 @@ export class Pool extends TelemetryEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.closed) return Promise.reject(this.escalation ?? new PoolClosedError());
+    if (this.closed) return Promise.reject(this.closedError());
     if (options.signal?.aborted) return Promise.reject(new AbortError(options.signal.reason));
     return this.submit(command, args, options.sessionId ?? null, null, options) as Promise<T>;
   }
@@ -290,7 +313,7 @@ export class Pool extends TelemetryEmitter {
   /** cleanup_session on every worker that served the session; resolves with how many did. */
   async endSession(sessionId: string): Promise<number> {
     if (typeof sessionId !== 'string' || sessionId.length === 0) throw new TypeError('endSession: sessionId must be a non-empty string');
-    if (this.closed) throw this.escalation ?? new PoolClosedError();
+    if (this.closed) throw this.closedError();
     const entry = this.sessionContext().sessions[sessionId];
     if (!entry) throw new SessionNotFoundError(sessionId);
     this.sessionPool.send({ type: 'END_SESSION', sessionId });
@@ -308,16 +331,20 @@ export class Pool extends TelemetryEmitter {
 
   stats(): PoolStats {
     const sp = this.sessionContext();
-    const infos = this.workers();
-    const healthy = infos.filter((w) => w.state === 'healthy' || w.state === 'busy' || w.state === 'checking').length;
+    let healthy = 0;
+    let unhealthy = 0;
+    for (const tracked of this.workerRefs.values()) {
+      if (SERVING.has(tracked.state)) healthy++;
+      // A recycled worker passes through `restarting` too, but nothing failed.
+      else if (FAILED.has(tracked.state) && !tracked.recycling) unhealthy++;
+    }
     const busy = sp.slots.filter((s) => s.state === 'busy').length;
-    const live = sp.slots.filter((s) => s.state !== 'down' && s.state !== 'starting').length;
     return {
       activeSessions: Object.keys(sp.sessions).length,
       poolSize: this.options.poolSize,
-      utilization: live === 0 ? 0 : busy / live,
+      utilization: healthy === 0 ? 0 : Math.min(1, busy / healthy),
       healthyWorkers: healthy,
-      unhealthyWorkers: infos.filter((w) => w.state === 'unhealthy' || w.state === 'restarting').length,
+      unhealthyWorkers: unhealthy,
       busyWorkers: busy,
       overflowWorkers: sp.slots.filter((s) => s.overflow).length,
       queueLength: sp.queue.length,
@@ -334,13 +361,14 @@ export class Pool extends TelemetryEmitter {
     const result: WorkerInfo[] = [];
     for (const [id, tracked] of this.workerRefs) {
       const context = (tracked.ref.getSnapshot() as { context: WorkerContext }).context;
+      const counts = this.countsOf(id);
       result.push({
         id,
         state: tracked.state,
         pid: context.pid,
-        requests: context.requests,
-        errors: context.errors,
-        restarts: context.restarts,
+        requests: counts.requests,
+        errors: counts.errors,
+        restarts: counts.restarts,
         sessions: sessions.filter((s) => s.workers.includes(id)).length,
         overflow: tracked.overflow,
       });
@@ -360,6 +388,7 @@ export class Pool extends TelemetryEmitter {
   /** Stop every worker (SIGTERM, then SIGKILL after shutdownTimeout); resolves when no Python process of the pool is alive. */
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
+    this.stopRequested = true;
     this.close(new PoolClosedError());
     this.stopping = (async () => {
       if (this.root.getSnapshot().status === 'active') {
@@ -381,8 +410,25 @@ export class Pool extends TelemetryEmitter {
 
   // ---- internals ----------------------------------------------------------------------------
 
+  private countsOf(workerId: string): WorkerCounts {
+    let counts = this.counts.get(workerId);
+    if (!counts) this.counts.set(workerId, (counts = { requests: 0, errors: 0, restarts: 0 }));
+    return counts;
+  }
+
   private sessionContext(): SessionPoolContext {
-    return (this.sessionPool.getSnapshot() as { context: SessionPoolContext }).context;
+    const snapshot = this.sessionPool.getSnapshot() as { status: string; context: SessionPoolContext };
+    // Once the pool has shut down its session pool is stopped and its last snapshot is stale:
+    // nothing is checked out, waiting or held in a worker any more.
+    if (snapshot.status !== 'active') return { ...snapshot.context, slots: [], queue: [], sessions: {} };
+    return snapshot.context;
+  }
+
+  /** What a call on a closed pool gets: PoolClosedError, saying why the pool closed. */
+  private closedError(): PoolClosedError {
+    return this.escalation
+      ? new PoolClosedError(`the pool shut down after its supervisor escalated (${this.escalation.message})`)
+      : new PoolClosedError();
   }
 
   private close(error: PyvisorError): void {
@@ -391,7 +437,12 @@ export class Pool extends TelemetryEmitter {
     this.sessionPool.send({ type: 'CLOSE', error: this.escalation ?? undefined });
     if (this.escalation) {
       // Escalation: the workers are going away; nobody waits for an answer that cannot come.
-      for (const pending of this.pending.values()) this.settle(pending, this.escalation);
+      // After a microtask: the escalation is decided while the crashing worker is still in its
+      // transition, and its own reply (the crash, with exit code and stderr) comes first.
+      const escalation = this.escalation;
+      queueMicrotask(() => {
+        for (const pending of this.pending.values()) this.settle(pending, escalation);
+      });
     }
     void error;
   }
@@ -423,7 +474,9 @@ export class Pool extends TelemetryEmitter {
     const pending = this.pending.get(ticket);
     const tracked = this.workerRefs.get(workerId);
     if (!pending || pending.settled || !tracked) {
-      this.sessionPool.send({ type: 'CHECKIN', ticket, workerId, workerLost: false });
+      // A worker this facade does not follow cannot serve: mark it down, or the request would be
+      // handed straight back to it.
+      this.sessionPool.send({ type: 'CHECKIN', ticket, workerId, workerLost: !tracked });
       if (pending && !pending.settled) this.checkout(pending, Math.max(1, pending.checkoutDeadline - this.seams.now()));
       return;
     }
@@ -448,16 +501,28 @@ export class Pool extends TelemetryEmitter {
     this.pending.delete(reply.ticket);
     const runMs = this.seams.now() - pending.startedAt;
     const workerLost = !reply.ok && reply.replaced;
-    this.sessionPool.send({ type: 'CHECKIN', ticket: reply.ticket, workerId: reply.workerId, workerLost });
+    const counts = this.countsOf(reply.workerId);
     this.counters.commands++;
+    counts.requests++;
     this.latency.add(runMs);
+    if (!reply.ok) {
+      this.counters.errors++;
+      counts.errors++;
+    }
+    // The checkin event comes before the worker is handed on, so a listener sees the events of
+    // one worker in their real order (this checkin, then the next caller's checkout).
+    const checkin = { workerId: reply.workerId, sessionId: pending.sessionId, command: pending.cmd, queueMs: pending.startedAt - pending.enqueuedAt, runMs, ok: reply.ok };
+    this.emit('checkin', reply.ok ? checkin : { ...checkin, error: reply.error.code });
+    this.sessionPool.send({ type: 'CHECKIN', ticket: reply.ticket, workerId: reply.workerId, workerLost });
     if (reply.ok) {
-      this.emit('checkin', { workerId: reply.workerId, sessionId: pending.sessionId, command: pending.cmd, runMs, ok: true });
       this.settle(pending, undefined, reply.result);
       return;
     }
-    this.counters.errors++;
-    this.emit('checkin', { workerId: reply.workerId, sessionId: pending.sessionId, command: pending.cmd, runMs, ok: false, error: reply.error.code });
+    if (this.stopRequested && reply.replaced && !(reply.error instanceof RequestTimeoutError)) {
+      // stop() took the process away under the command (it outlived shutdownTimeout).
+      this.settle(pending, new PoolClosedError(`the pool stopped before "${pending.cmd}" finished (${reply.error.message})`));
+      return;
+    }
     if (reply.error instanceof RequestTimeoutError) {
       this.emit('timeout', { kind: 'request', workerId: reply.workerId, sessionId: pending.sessionId, command: pending.cmd, timeoutMs: pending.timeoutMs });
     }
@@ -486,6 +551,7 @@ export class Pool extends TelemetryEmitter {
     const remaining = pending.checkoutDeadline - this.seams.now();
     if (remaining <= 0) {
       this.pending.delete(e.ticket);
+      this.emit('timeout', { kind: 'checkout', sessionId: pending.sessionId, command: pending.cmd, timeoutMs: pending.checkoutTimeoutMs });
       this.settle(pending, new PoolTimeoutError(pending.checkoutTimeoutMs));
       return;
     }
@@ -531,13 +597,15 @@ export class Pool extends TelemetryEmitter {
       if (present.has(id)) continue;
       for (const s of tracked.subscriptions) s.unsubscribe();
       this.workerRefs.delete(id);
+      // Overflow ids are never reused: forget a removed worker's counters, or they pile up.
+      this.counts.delete(id);
       this.sessionPool.send({ type: 'WORKER_REMOVED', workerId: id });
       this.emit('worker_state', { workerId: id, from: tracked.state, to: 'removed', pid: null });
     }
   }
 
   private track(id: string, ref: AnyActorRef, overflow: boolean): void {
-    const tracked: Tracked = { ref, subscriptions: [], serving: false, state: 'idle', pid: null, generation: 0, healthyGeneration: 0, lastHealthyPid: null, startedAt: this.seams.now(), overflow };
+    const tracked: Tracked = { ref, subscriptions: [], serving: false, state: 'idle', pid: null, generation: 0, healthyGeneration: 0, lastHealthyPid: null, startedAt: this.seams.now(), overflow, recycling: false };
     this.workerRefs.set(id, tracked);
     tracked.subscriptions.push(ref.on('reply', (e: Extract<WorkerEmitted, { type: 'reply' }>) => this.onReply(e)));
     tracked.subscriptions.push(ref.on('unavailable', (e: { ticket: number; workerId: string }) => this.onUnavailable(e)));
@@ -548,13 +616,17 @@ export class Pool extends TelemetryEmitter {
           tracked.generation = generation;
           tracked.startedAt = this.seams.now();
         }
+        if (state === 'recycling') tracked.recycling = true;
+        else if (state === 'unhealthy') tracked.recycling = false;
         if (state === 'healthy' && generation > 1 && tracked.healthyGeneration !== generation) {
           this.counters.restarts++;
-          this.emit('worker_restarted', { workerId: id, oldPid: tracked.lastHealthyPid, newPid: pid });
+          this.countsOf(id).restarts++;
+          this.emit('worker_restarted', { workerId: id, oldPid: tracked.lastHealthyPid, newPid: pid, reason: tracked.recycling ? 'recycle' : 'restart' });
         }
         if (state === 'healthy' && tracked.healthyGeneration !== generation) {
           tracked.healthyGeneration = generation;
           tracked.lastHealthyPid = pid;
+          tracked.recycling = false;
         }
         const serving = SERVING.has(state);
         if (state !== tracked.state) {
@@ -590,8 +662,17 @@ export class Pool extends TelemetryEmitter {
           continue;
         }
       }
-      tracked.ref.send({ type: 'HEALTH_CHECK' });
+      if (this.options.healthCheckInterval > 0) tracked.ref.send({ type: 'HEALTH_CHECK' });
     }
   }
+}
+
+/** When health checks are off, age and memory limits still need a tick to be checked on. */
+const RECYCLE_CHECK_MS = 30_000;
+
+/** The monitor's period: the health-check interval, or RECYCLE_CHECK_MS if only recycling needs it; 0 = off. */
+function monitorInterval(options: ResolvedOptions): number {
+  if (options.healthCheckInterval > 0) return options.healthCheckInterval;
+  return options.recycle.maxAgeMs > 0 || options.recycle.maxRssMb > 0 ? RECYCLE_CHECK_MS : 0;
 }
 

@@ -7,8 +7,8 @@ import { EventEmitter } from 'eventemitter3';
 
 export interface PoolEvents {
   checkout: { workerId: string; sessionId: string | null; command: string; queueMs: number };
-  checkin: { workerId: string; sessionId: string | null; command: string; runMs: number; ok: boolean; error?: string };
-  worker_restarted: { workerId: string; oldPid: number | null; newPid: number | null };
+  checkin: { workerId: string; sessionId: string | null; command: string; queueMs: number; runMs: number; ok: boolean; error?: string };
+  worker_restarted: { workerId: string; oldPid: number | null; newPid: number | null; reason: 'restart' | 'recycle' };
   timeout: { kind: 'checkout' | 'request'; workerId?: string; sessionId: string | null; command: string; timeoutMs: number };
   worker_state: { workerId: string; from: string; to: string; pid: number | null };
   session_start: { sessionId: string };
@@ -20,22 +20,41 @@ export interface PoolEvents {
 
 export type PoolEventName = keyof PoolEvents;
 
+interface Registered {
+  fn: (...args: unknown[]) => void;
+  context: unknown;
+  once: boolean;
+}
+
 export class TelemetryEmitter extends EventEmitter {
+  /**
+   * eventemitter3's emit, with each listener isolated: `once` listeners are removed before they
+   * run and `context` is honoured exactly as eventemitter3 does, but a throw is caught and
+   * reported instead of unwinding into the pool (and skipping the listeners after it).
+   */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    const listeners = this.listeners(event);
-    if (listeners.length === 0) return false;
+    const key = EventEmitter.prefixed && typeof event === 'string' ? `${EventEmitter.prefixed}${event}` : event;
+    const raw = (this as unknown as { _events: Record<string | symbol, Registered | Registered[] | undefined> })._events[key as string];
+    if (!raw) return false;
+    // A snapshot: listeners added or removed by a listener take effect from the next emit.
+    const listeners = Array.isArray(raw) ? raw.slice() : [raw];
     for (const listener of listeners) {
+      if (listener.once) this.removeListener(event, listener.fn, undefined, true);
       try {
-        (listener as (...a: unknown[]) => void).apply(this, args);
+        listener.fn.apply(listener.context, args);
       } catch (error) {
-        if (event !== 'listener_error' && this.listenerCount('listener_error') > 0) {
-          this.emit('listener_error', { event: String(event), error });
-        } else {
-          process.stderr.write(`pyvisor: a "${String(event)}" listener threw: ${(error as Error)?.stack ?? error}\n`);
-        }
+        this.reportListenerError(event, error);
       }
     }
     return true;
+  }
+
+  private reportListenerError(event: string | symbol, error: unknown): void {
+    if (event !== 'listener_error' && this.listenerCount('listener_error') > 0) {
+      this.emit('listener_error', { event: String(event), error });
+    } else {
+      process.stderr.write(`pyvisor: a "${String(event)}" listener threw: ${(error as Error)?.stack ?? error}\n`);
+    }
   }
 }
 

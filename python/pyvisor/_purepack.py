@@ -32,13 +32,17 @@ import sys
 __all__ = ["packb", "pack_frame", "unpackb", "SerializationError", "DecodeError",
            "find_unserializable", "MAX_DEPTH"]
 
-#: Nesting deeper than this is refused on both sides (msgpack-python's limit).
+#: Values nested deeper than this many containers are refused when encoding
+#: (msgpack-python's limit, and the TypeScript side's).
 MAX_DEPTH = 511
+#: Decoding accepts up to this many nested containers (msgpack-python's
+#: unpacker limit), so both codecs accept the same inputs.
+DECODE_MAX_DEPTH = 1024
 
-# The decoder recurses twice per nesting level; make room for MAX_DEPTH levels
-# on interpreters that keep the default limit of 1000.
-if sys.getrecursionlimit() < 4 * MAX_DEPTH + 200:
-    sys.setrecursionlimit(4 * MAX_DEPTH + 200)
+# The decoder recurses up to twice per nesting level; make room for
+# DECODE_MAX_DEPTH levels on interpreters that keep the default limit of 1000.
+if sys.getrecursionlimit() < 2 * DECODE_MAX_DEPTH + 500:
+    sys.setrecursionlimit(2 * DECODE_MAX_DEPTH + 500)
 
 _INT_MIN = -(1 << 63)
 _UINT_MAX = (1 << 64) - 1
@@ -270,6 +274,31 @@ def packb(obj, root=None):
         raise SerializationError(find_unserializable(obj, root) or
                                  "value is not serializable") from None
     return bytes(buf)
+
+
+_REPLY_HEAD = b"\x83\xa2id"
+_REPLY_MID = b"\xa2ok\xc3\xa6result"
+
+
+def reply_frame(rid, result):
+    """The frame of ``{id: rid, ok: true, result: result}`` as a list of
+    buffers (here a single bytearray, header included). ``result`` gets the
+    full nesting allowance: the wrapping map does not count, and errors name
+    paths from ``result``."""
+    buf = bytearray(b"\0\0\0\0")
+    buf += _REPLY_HEAD
+    try:
+        _pack(rid, buf, 0)
+    except (_Unpackable, OverflowError):
+        raise SerializationError(find_unserializable(rid, "id") or "bad id") from None
+    buf += _REPLY_MID
+    try:
+        _pack(result, buf, 0)
+    except (_Unpackable, UnicodeEncodeError, RecursionError, OverflowError):
+        raise SerializationError(find_unserializable(result, "result") or
+                                 "result is not serializable") from None
+    _s_I_into(buf, 0, len(buf) - 4)
+    return [buf]
 
 
 def pack_frame(obj, root=None):
@@ -513,8 +542,8 @@ def _array(data, pos, end, n, depth):
     # hold before building anything.
     if n > end - pos:
         raise _truncated("array of %d items" % n, pos)
-    if depth >= MAX_DEPTH:
-        raise DecodeError("nesting deeper than %d levels at offset %d" % (MAX_DEPTH, pos))
+    if depth >= DECODE_MAX_DEPTH:
+        raise DecodeError("nesting deeper than %d levels at offset %d" % (DECODE_MAX_DEPTH, pos))
     depth += 1
     out = [None] * n
     for i in range(n):
@@ -544,8 +573,8 @@ def _array(data, pos, end, n, depth):
 def _map(data, pos, end, n, depth):
     if 2 * n > end - pos:
         raise _truncated("map of %d entries" % n, pos)
-    if depth >= MAX_DEPTH:
-        raise DecodeError("nesting deeper than %d levels at offset %d" % (MAX_DEPTH, pos))
+    if depth >= DECODE_MAX_DEPTH:
+        raise DecodeError("nesting deeper than %d levels at offset %d" % (DECODE_MAX_DEPTH, pos))
     depth += 1
     out = {}
     for _ in range(n):

@@ -31,22 +31,27 @@ _hdr = struct.Struct(">I").pack
 
 class Codec(object):
     """One codec: ``name``, ``encode(obj, root=None)``, ``encode_frame(obj,
-    root=None)`` (4-byte length + payload) and ``decode(data)``."""
+    root=None)`` (4-byte length + payload), ``decode(data)`` and
+    ``reply_frame(rid, result)`` (the frame of ``{id, ok: true, result}`` as a
+    list of buffers to write in order; the wrapping map does not count
+    against the nesting limit, and errors name paths from ``result``)."""
 
-    __slots__ = ("name", "encode", "encode_frame", "decode")
+    __slots__ = ("name", "encode", "encode_frame", "decode", "reply_frame")
 
-    def __init__(self, name, encode, encode_frame, decode):
+    def __init__(self, name, encode, encode_frame, decode, reply_frame):
         self.name = name
         self.encode = encode
         self.encode_frame = encode_frame
         self.decode = decode
+        self.reply_frame = reply_frame
 
     def __repr__(self):
         return "<pyvisor codec %s>" % self.name
 
 
 def _make_pure():
-    return Codec("pure", _purepack.packb, _purepack.pack_frame, _purepack.unpackb)
+    return Codec("pure", _purepack.packb, _purepack.pack_frame, _purepack.unpackb,
+                 _purepack.reply_frame)
 
 
 def _make_msgpack():
@@ -61,25 +66,38 @@ def _make_msgpack():
 
     def _ok(o, depth):
         # Pre-flight check for what msgpack would silently accept but the
-        # wire contract refuses (non-str keys, ext types) or would refuse with
-        # a pathless message. Exact types take the fast path.
+        # wire contract refuses (non-str keys, ext types, nesting past
+        # MAX_DEPTH) or would refuse with a pathless message. Exact types take
+        # the fast path; maps inside arrays are checked inline (rows of
+        # records are the common shape).
         t = type(o)
         if t is dict:
             if depth >= MAX_DEPTH:
                 return False
+            depth += 1
             for k, v in o.items():
                 if type(k) is not str and not isinstance(k, str):
                     return False
-                if type(v) not in leaf and not _ok(v, depth + 1):
+                if type(v) not in leaf and not _ok(v, depth):
                     return False
             return True
         if t is list or t is tuple:
             if depth >= MAX_DEPTH:
                 return False
+            depth += 1
             if len(o) > 32 and set(map(type, o)) <= leaf:
                 return True  # all leaves: checked at C speed
             for v in o:
-                if type(v) not in leaf and not _ok(v, depth + 1):
+                tv = type(v)
+                if tv in leaf:
+                    continue
+                if tv is dict and depth < MAX_DEPTH:
+                    for k, x in v.items():
+                        if type(k) is not str and not isinstance(k, str):
+                            return False
+                        if type(x) not in leaf and not _ok(x, depth + 1):
+                            return False
+                elif not _ok(v, depth):
                     return False
             return True
         if t in leaf:
@@ -111,7 +129,7 @@ def _make_msgpack():
         return _hdr(len(payload)) + payload
 
     def _ext_hook(code, data):
-        raise DecodeError("extension type %d is not supported" % code)
+        raise DecodeError("extension types are not supported (type %d)" % code)
 
     def _check_keys(d):
         for k in d:
@@ -120,19 +138,56 @@ def _make_msgpack():
         return d
 
     def decode(data):
+        # strict_map_key already refuses every key type but str and bytes, and
+        # a bytes key needs a bin header byte (0xc4..0xc6) somewhere in the
+        # input: only then is the per-map key check needed.
+        if type(data) is not bytes:
+            data = bytes(data)
+        hook = _check_keys if (b"\xc4" in data or b"\xc5" in data or b"\xc6" in data) \
+            else None
         try:
             return unpackb(data, raw=False, strict_map_key=True, max_ext_len=0,
-                           ext_hook=_ext_hook, object_hook=_check_keys)
+                           ext_hook=_ext_hook, object_hook=hook)
         except DecodeError:
             raise
         except (ValueError, TypeError, OverflowError) as e:
-            # ExtraData, FormatError, StackError, "incomplete input",
-            # UnicodeDecodeError, strict_map_key refusals, max_ext_len...
-            raise DecodeError("%s: %s" % (type(e).__name__, e)) from None
+            raise DecodeError(_explain_msgpack_error(e)) from None
         except RecursionError:
             raise DecodeError("nesting too deep") from None
 
-    return Codec("msgpack", encode, encode_frame, decode)
+    reply_head = b"\x83\xa2id"
+    reply_mid = b"\xa2ok\xc3\xa6result"
+
+    def reply_frame(rid, result):
+        body = encode(result, "result")
+        head = reply_head + encode(rid, "id") + reply_mid
+        return [_hdr(len(head) + len(body)) + head, body]
+
+    return Codec("msgpack", encode, encode_frame, decode, reply_frame)
+
+
+def _explain_msgpack_error(e):
+    """Word msgpack's decode errors like the pure codec's."""
+    name = type(e).__name__
+    text = str(e)
+    if name == "ExtraData":
+        extra = getattr(e, "extra", b"")
+        return "%d trailing bytes after the value" % len(extra)
+    if name == "FormatError":
+        return "invalid type byte (0xc1, never used) in input"
+    if name == "StackError":
+        return "nesting too deep"
+    if isinstance(e, UnicodeDecodeError):
+        return "invalid UTF-8 in str: %s" % e.reason
+    if "incomplete input" in text:
+        return "truncated input: a value runs past the end"
+    if "max_ext_len" in text:
+        return "extension types are not supported"
+    if "exceeds max_" in text:
+        return "truncated input: a length (%s) is larger than the input" % text.split()[0]
+    if "is not allowed for map key" in text:
+        return "map key is %s, not str" % text.split()[0]
+    return "%s: %s" % (name, text)
 
 
 _cache = {}

@@ -19,7 +19,6 @@ import it), ``require`` (fail the command if it cannot be imported).
 
 import os
 import time
-import uuid
 
 from .registry import command, on_cleanup, on_stats
 from . import lm as _lm
@@ -293,9 +292,9 @@ def create_program(args, ctx):
     if pid is None:
         pid = args.get("program_id")
     if pid is None:
-        pid = "program_" + uuid.uuid4().hex[:12]
+        pid = "program_" + os.urandom(6).hex()
         while pid in ns.programs:
-            pid = "program_" + uuid.uuid4().hex[:12]
+            pid = "program_" + os.urandom(6).hex()
     elif not isinstance(pid, str) or not pid:
         raise ValueError("create_program: id must be a non-empty string, got %r" % (pid,))
     elif pid in ns.programs:

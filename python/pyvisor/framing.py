@@ -12,7 +12,7 @@ import os
 import struct
 
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "FrameError", "FrameTooLarge", "TruncatedFrame",
-           "FrameReader", "frame", "write_all", "write_frame"]
+           "FrameReader", "frame", "write_all", "write_frame", "write_parts"]
 
 #: Default largest payload accepted (64 MiB).
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -130,3 +130,28 @@ def write_frame(fd, payload):
         write_all(fd, hdr[w:])
         w = 4
     write_all(fd, memoryview(payload)[w - 4:])
+
+
+def write_parts(fd, parts):
+    """Write the buffers in ``parts`` back to back (one frame, header
+    included): small frames joined into one ``write``, large ones with
+    ``writev`` so big payloads are not copied."""
+    if len(parts) == 1:
+        write_all(fd, parts[0])
+        return
+    total = 0
+    for p in parts:
+        total += len(p)
+    if total < 65536 or _writev is None:
+        write_all(fd, b"".join(parts))
+        return
+    w = _writev(fd, parts)
+    if w == total:
+        return
+    for p in parts:  # finish a partial writev
+        n = len(p)
+        if w >= n:
+            w -= n
+            continue
+        write_all(fd, memoryview(p)[w:] if w else p)
+        w = 0

@@ -11,9 +11,7 @@ values and ``reasoning`` asks for a leading ``reasoning`` output
 (chain of thought).
 """
 
-import json
 import os
-import socket
 
 __all__ = ["LMError", "DummyLM", "OpenAILM", "make_lm", "build_messages", "parse_outputs",
            "DEFAULT_OPENAI_BASE_URL", "DEFAULT_OPENAI_MODEL"]
@@ -36,6 +34,7 @@ class LMError(RuntimeError):
 def _text(v):
     if isinstance(v, str):
         return v
+    import json
     return json.dumps(v, sort_keys=True, ensure_ascii=False, default=repr)
 
 
@@ -96,6 +95,7 @@ class DummyLM(object):
 
 def build_messages(signature, inputs, reasoning=False):
     """Chat messages asking for the output fields as one JSON object."""
+    import json
     lines = []
     instructions = signature.get("instructions") or ""
     lines.append(instructions.strip() or "Produce the output fields from the input fields.")
@@ -135,6 +135,7 @@ def _strip_fences(text):
 
 def parse_outputs(content, signature, reasoning=False):
     """Turn the model's reply text into the outputs dict."""
+    import json
     names = [f["name"] for f in signature["outputs"]]
     text = _strip_fences(content)
     obj = None
@@ -199,6 +200,8 @@ class OpenAILM(object):
 
     def chat(self, messages):
         """POST the messages; return the reply text."""
+        import json
+        import socket
         import urllib.error
         import urllib.request
         url = self.url

@@ -24,6 +24,7 @@ Exit codes: 0 normal end (stdin EOF, ``shutdown``, SIGTERM, host went away),
 
 import os
 import signal
+import struct
 import sys
 import time
 
@@ -42,6 +43,7 @@ EXIT_HANDLER_IMPORT = 3
 EXIT_PROTOCOL = 4
 
 PY_VERSION = "%d.%d.%d" % sys.version_info[:3]
+_hdr = struct.Struct(">I").pack
 MODES = ("pool-worker", "standalone")
 
 _PLAIN = frozenset((dict, list, tuple, str, int, float, bool, bytes, type(None)))
@@ -51,10 +53,7 @@ class _Terminate(BaseException):
     """Raised by the SIGTERM handler to leave an idle read."""
 
 
-try:
-    from _thread import allocate_lock as _lock
-except ImportError:  # pragma: no cover
-    from threading import Lock as _lock
+from _thread import allocate_lock as _lock, get_ident as _get_ident
 
 
 def _clean_str(s):
@@ -106,10 +105,14 @@ class Worker(object):
         self.term_requested = False
         self.stop_code = None
         self._lock = _lock()
+        self._main_ident = _get_ident()
+        self._writing = False
+        self._int_pending = False
         self._decode = self.codec.decode
         self._pure = self.codec.name == "pure"
         self._encode = self.codec.encode
         self._encode_frame = self.codec.encode_frame
+        self._reply_frame = self.codec.reply_frame
 
     # -- state --------------------------------------------------------------
 
@@ -130,24 +133,50 @@ class Worker(object):
 
     def emit(self, obj):
         """Encode ``obj`` and write it as one frame. Raises SerializationError
-        (nothing is written) when it cannot be encoded or is over the max."""
+        (nothing is written) when it cannot be encoded or is over the max.
+
+        Safe from any thread. A SIGINT that arrives while the main thread is
+        writing is held until the frame is complete, so a frame is never cut.
+        """
         if self._pure:
             data = self._encode_frame(obj)
             n = len(data) - 4
-            if n > self.max_frame_bytes:
-                raise _codec.SerializationError(
-                    "reply of %d bytes exceeds the maximum frame size of %d bytes"
-                    % (n, self.max_frame_bytes))
-            with self._lock:
-                framing.write_all(self.out_fd, data)
         else:
             data = self._encode(obj)
-            if len(data) > self.max_frame_bytes:
-                raise _codec.SerializationError(
-                    "reply of %d bytes exceeds the maximum frame size of %d bytes"
-                    % (len(data), self.max_frame_bytes))
-            with self._lock:
-                framing.write_frame(self.out_fd, data)
+            n = len(data)
+        if n > self.max_frame_bytes:
+            raise _codec.SerializationError(
+                "reply of %d bytes exceeds the maximum frame size of %d bytes"
+                % (n, self.max_frame_bytes))
+        self._write([data] if self._pure else [_hdr(n), data])
+
+    def emit_result(self, rid, result):
+        """Write the success reply ``{id, ok: true, result}``. The wrapping map
+        does not count against the nesting limit; errors name ``result...``."""
+        parts = self._reply_frame(rid, result)
+        n = -4
+        for p in parts:
+            n += len(p)
+        if n > self.max_frame_bytes:
+            raise _codec.SerializationError(
+                "reply of %d bytes exceeds the maximum frame size of %d bytes"
+                % (n, self.max_frame_bytes))
+        self._write(parts)
+
+    def _write(self, parts):
+        main = _get_ident() == self._main_ident
+        with self._lock:
+            if main:
+                self._writing = True
+            try:
+                framing.write_parts(self.out_fd, parts)
+            finally:
+                if main:
+                    self._writing = False
+        if main and self._int_pending:
+            self._int_pending = False
+            if self.busy:
+                raise KeyboardInterrupt()
 
     def notice(self, event, **fields):
         msg = {"event": event, "worker_id": self.worker_id}
@@ -232,7 +261,7 @@ class Worker(object):
                 self.stop_code = code if isinstance(code, int) else (0 if code is None else 1)
             return
         try:
-            self.emit({"id": rid, "ok": True, "result": result})
+            self.emit_result(rid, result)
         except _codec.SerializationError as e:
             self.reply_error(rid, "SerializationError", str(e))
 
@@ -293,6 +322,9 @@ class Worker(object):
 
     def _on_sigint(self, signum, frame):
         if self.busy:
+            if self._writing:
+                self._int_pending = True  # raised once the frame is out
+                return
             raise KeyboardInterrupt()
         # idle: ignored
 

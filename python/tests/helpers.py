@@ -107,6 +107,15 @@ class WorkerProcess(object):
         payload = codec.encode(obj)
         self.send_raw(_hdr.pack(len(payload)) + payload)
 
+    def send_request(self, rid, cmd, args, session=None):
+        """Send {id, cmd, args, session} the way the host does: the request
+        map is spliced around the encoded args, so it does not count against
+        the args' nesting allowance."""
+        enc = codec.encode
+        payload = (b"\x84\xa2id" + enc(rid) + b"\xa3cmd" + enc(cmd) + b"\xa4args" + enc(args)
+                   + b"\xa7session" + enc(session))
+        self.send_raw(_hdr.pack(len(payload)) + payload)
+
     def _fill(self, n, deadline):
         fd = self.proc.stdout.fileno()
         while len(self._buf) < n:
@@ -163,8 +172,7 @@ class WorkerProcess(object):
         if rid is None:
             rid = self._next_id
             self._next_id += 1
-        self.send({"id": rid, "cmd": cmd, "args": {} if args is _NOARGS else args,
-                   "session": session})
+        self.send_request(rid, cmd, {} if args is _NOARGS else args, session)
         reply = self.read_reply(timeout)
         assert reply.get("id") == rid, "reply id %r != request id %r: %r" % (
             reply.get("id"), rid, reply)

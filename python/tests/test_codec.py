@@ -139,6 +139,37 @@ class TestVectors(CodecCase):
             self.assertEqual(f[4:], p)
 
 
+class TestReplyFrame(CodecCase):
+    def test_same_bytes_as_encoding_the_map(self):
+        for c in self.each():
+            for rid, result in [(1, None), (2**40, {"a": [1, b"x" * 70000]}), (-5, "s" * 100000)]:
+                parts = c.reply_frame(rid, result)
+                got = b"".join(bytes(p) for p in parts)
+                want = bytes(c.encode_frame({"id": rid, "ok": True, "result": result}))
+                self.assertEqual(got, want)
+
+    def test_errors_name_result_paths(self):
+        for c in self.each():
+            with self.assertRaises(SerializationError) as cm:
+                c.reply_frame(1, {"x": [1, {2}]})
+            self.assertEqual(str(cm.exception), "result.x[1]: set is not serializable")
+            with self.assertRaises(SerializationError) as cm:
+                c.reply_frame(1, object())
+            self.assertEqual(str(cm.exception), "result: object is not serializable")
+
+    def test_wrapper_does_not_count_against_depth(self):
+        deep = 1
+        for _ in range(511):
+            deep = [deep]
+        for c in self.each():
+            frame = b"".join(bytes(p) for p in c.reply_frame(1, deep))
+            self.assertEqual(c.decode(frame[4:])["result"], deep)
+            with self.assertRaises(SerializationError):
+                c.encode({"result": deep})
+            with self.assertRaises(SerializationError):
+                c.reply_frame(1, [deep])
+
+
 class TestRoundTrip(CodecCase):
     def random_value(self, rnd, depth=0):
         kinds = ["nil", "bool", "int", "float", "str", "bin"]
@@ -343,6 +374,16 @@ class TestBadInput(CodecCase):
             v = [v]
         for c in self.each():
             self.assertEqual(c.decode(c.encode(v)), v)
+            # decoders of both codecs accept exactly 1024 nested containers
+            v = c.decode(b"\x91" * 1024 + b"\x01")
+            for _ in range(1024):
+                v = v[0]
+            self.assertEqual(v, 1)
+            with self.assertRaises(DecodeError):
+                c.decode(b"\x91" * 1025 + b"\x01")
+            with self.assertRaises(DecodeError):
+                c.decode(b"\x81\xa1k" * 1025 + b"\x01")
+            c.decode(b"\x81\xa1k" * 1024 + b"\x01")
 
     def test_not_bytes_input(self):
         for c in self.each():

@@ -534,3 +534,58 @@ class TestRealDspy(WorkerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestDspyGlueWithStub(WorkerTestCase):
+    """Drives the dspy code path with tests/stubs/dspy (a stand-in recording
+    the calls), so the glue is exercised even where dspy is not installed."""
+
+    def spawn_stubbed(self, **env):
+        stub = os.path.join(helpers.TESTS_DIR, "stubs")
+        e = {"PYTHONPATH": stub, "PYVISOR_DSPY": "require"}
+        e.update(env)
+        return self.spawn(mode="pool-worker", env=e)
+
+    def test_dspy_engine(self):
+        w = self.spawn_stubbed()
+        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+        w.call("create_program", {"id": "cot", "type": "chain_of_thought",
+                                  "signature": dict(QA, instructions="Be brief.")}, session="s")
+        self.assertEqual(w.call("get_program_info", {"program_id": "qa"}, session="s")["engine"],
+                         "dspy")
+        # dummy provider: built-in deterministic runner even with dspy present
+        r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                   session="s")
+        self.assertEqual(r["outputs"], {"answer": "dummy answer to: q"})
+        w.call("configure_lm", {"provider": "openai", "model": "gpt-test",
+                                "base_url": "http://127.0.0.1:9/v1", "api_key": "k1"},
+               session="s")
+        r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                   session="s")
+        self.assertEqual(r, {"program_id": "qa", "provider": "openai", "model": "gpt-test",
+                             "outputs": {"answer": "stub answer via openai/gpt-test at "
+                                                   "http://127.0.0.1:9/v1 key=k1"}})
+        r = w.call("execute_program", {"program_id": "cot", "inputs": {"question": "q"}},
+                   session="s")
+        self.assertEqual(list(r["outputs"]), ["reasoning", "answer"])
+        self.assertEqual(r["outputs"]["reasoning"], "stub reasoning")
+        e = w.error("execute_program", {"program_id": "qa", "inputs": {"question": "explode"}},
+                    session="s")
+        self.assertEqual(e["type"], "LMError")
+        self.assertEqual(e["message"], "dspy program 'qa' failed: RuntimeError: stub LM exploded")
+        self.assertEqual(w.call("cleanup_session", {"session_id": "s"})["freed_programs"], 2)
+
+    def test_dspy_off(self):
+        w = self.spawn_stubbed(PYVISOR_DSPY="off")
+        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+        self.assertEqual(w.call("get_program_info", {"program_id": "qa"}, session="s")["engine"],
+                         "builtin")
+
+    def test_dspy_required_but_missing(self):
+        w = self.spawn(mode="pool-worker", env={"PYVISOR_DSPY": "require",
+                                                "PYTHONPATH": "/nonexistent"})
+        if HAVE_DSPY:
+            self.skipTest("dspy is installed")
+        e = w.error("create_program", {"id": "qa", "signature": QA}, session="s")
+        self.assertEqual(e["type"], "ImportError")
+        self.assertIn("PYVISOR_DSPY=require", e["message"])

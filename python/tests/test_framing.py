@@ -136,6 +136,14 @@ class TestWriter(unittest.TestCase):
                                                framing.write_frame(fd, large)))
         self.assertEqual(out, hdr(3) + small + hdr(len(large)) + large)
 
+    def test_write_parts(self):
+        big = os.urandom(4 << 20)
+        parts_list = [[b"abc"], [b"ab", b"cd"], [hdr(len(big) + 3) + b"xyz", big],
+                      [bytearray(b"q"), memoryview(big)]]
+        for parts in parts_list:
+            out = self._pipe_roundtrip(lambda fd: framing.write_parts(fd, parts))
+            self.assertEqual(out, b"".join(bytes(p) for p in parts))
+
     def test_write_frame_bytearray(self):
         out = self._pipe_roundtrip(lambda fd: framing.write_frame(fd, bytearray(b"xy")))
         self.assertEqual(out, hdr(2) + b"xy")

@@ -150,6 +150,31 @@ class TestRequests(WorkerTestCase):
                   list(range(1000))]:
             self.assertEqual(self.w.call("echo", v), v)
 
+    def test_nesting_limit(self):
+        # 511 nested containers (the TypeScript side's MAX_DEPTH) round-trip;
+        # the request/reply maps around them do not count.
+        deep = "leaf"
+        for i in range(511):
+            deep = {"d": deep} if i % 2 else [deep]
+        self.assertEqual(self.w.call("echo", deep), deep)
+        # deeper args still decode (decoders accept up to 1024 levels) but
+        # the echoed result cannot be encoded
+        self.w.send_raw(self._deep_request(600))
+        r = self.w.read_reply()
+        self.assertEqual(r["error"]["type"], "SerializationError")
+        self.assertIn("nesting deeper than 511 levels", r["error"]["message"])
+        self.assertTrue(r["error"]["message"].startswith("result[0][0]"))
+        # past 1024 levels the request itself is refused; the stream stays in sync
+        self.w.send_raw(self._deep_request(1100))
+        r = self.w.read_reply()
+        self.assertEqual(r["error"]["type"], "ProtocolError")
+        self.assertEqual(self.w.call("echo", 1), 1)
+
+    def _deep_request(self, levels):
+        payload = (b"\x84\xa2id\x03\xa3cmd\xa4echo\xa7session\xc0\xa4args"
+                   + b"\x91" * levels + b"\x01")
+        return hdr(len(payload)) + payload
+
     def test_large_payload_round_trip(self):
         blob = os.urandom(6 << 20)
         self.assertEqual(self.w.call("echo", {"blob": blob}, timeout=30), {"blob": blob})
@@ -309,7 +334,7 @@ class TestBadFrames(WorkerTestCase):
         self.expect_protocol_error(hdr(len(p) + 1) + p + b"\xc0", contains="trailing")
 
     def test_ext_type(self):
-        self.expect_protocol_error(hdr(3) + b"\xd4\x01\x01", contains="xtension")
+        self.expect_protocol_error(hdr(3) + b"\xd4\x01\x01", contains="extension type")
 
     def test_non_str_key(self):
         self.expect_protocol_error(hdr(3) + b"\x81\x01\x02")

@@ -7,7 +7,7 @@
  *     0xd4/0xd5 0x72 into record definitions that change the meaning of later fixints, ext
  *     -1 into Dates, ext 0 into `undefined`, 0x62 into bundled strings...), the never-used
  *     byte 0xc1, map keys that are not strings, strings that are not valid UTF-8, nesting
- *     deeper than MAX_DEPTH, truncated values and trailing bytes after the value.
+ *     deeper than MAX_FRAME_DEPTH, truncated values and trailing bytes after the value.
  *  2. msgpackr's `Unpackr` (records off, maps as plain objects, `int64AsType: 'auto'`)
  *     builds the value from bytes that are now known to be plain MessagePack.
  *
@@ -20,6 +20,12 @@ import { isUtf8 } from 'node:buffer';
 import { Unpackr } from 'msgpackr';
 import { ProtocolError } from '../errors.js';
 import { MAX_DEPTH } from './encode.js';
+
+/**
+ * Deepest nesting accepted in a frame payload: a value (args, result) may hold MAX_DEPTH
+ * nested containers, and the request/reply map around it adds one level.
+ */
+export const MAX_FRAME_DEPTH = MAX_DEPTH + 1;
 
 // 'auto' (safe integers as number, larger ones as bigint) is supported by msgpackr 1.11+
 // but missing from its type declarations.
@@ -36,7 +42,8 @@ class Invalid {
   constructor(readonly message: string) {}
 }
 
-let src: Buffer = Buffer.alloc(0);
+const EMPTY = Buffer.alloc(0);
+let src: Buffer = EMPTY;
 let end = 0;
 
 function hex(b: number): string {
@@ -85,7 +92,7 @@ function skipKey(p: number): number {
 }
 
 function skipItems(p: number, count: number, isMap: boolean, depth: number): number {
-  if (depth > MAX_DEPTH) throw new Invalid(`value nested deeper than ${MAX_DEPTH} levels`);
+  if (depth > MAX_FRAME_DEPTH) throw new Invalid(`value nested deeper than ${MAX_FRAME_DEPTH} levels (a frame holds a value of at most ${MAX_DEPTH} inside its request/reply map)`);
   // Every item takes at least one byte (two per map entry): reject impossible counts early.
   if (count > (end - p) / (isMap ? 2 : 1)) truncated(end);
   if (isMap) {
@@ -178,7 +185,6 @@ export function validate(bytes: Buffer): void {
     src = EMPTY;
   }
 }
-const EMPTY = Buffer.alloc(0);
 
 /**
  * Decode one frame payload (the bytes after the 4-byte header) into a JS value.

@@ -29,8 +29,11 @@
  */
 import { SerializationError } from '../errors.js';
 
-/** Deepest container nesting accepted (the top-level container is depth 1). */
-export const MAX_DEPTH = 512;
+/**
+ * Most nested containers accepted (a top-level array or map counts 1), on both sides:
+ * msgpack-python's limit, which the Python worker uses too.
+ */
+export const MAX_DEPTH = 511;
 /** Default largest frame payload, in bytes (64 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
@@ -363,23 +366,19 @@ function writeValue(v: unknown, depth: number): void {
         writeMap(v as Record<string, unknown>, depth);
         return;
       }
-      fail(depth, describe(v));
+      return fail(depth, describe(v));
     }
-    // falls through (fail never returns)
     case 'bigint':
-      writeBigInt(v as bigint, depth);
+      writeBigInt(v, depth);
       return;
     case 'undefined':
-      fail(depth, 'undefined (use null)');
-    // falls through
+      return fail(depth, 'undefined (use null)');
     case 'symbol':
-      fail(depth, 'Symbol');
-    // falls through
+      return fail(depth, 'Symbol');
     case 'function':
-      fail(depth, 'function');
-    // falls through
+      return fail(depth, 'function');
     default:
-      fail(depth, typeof v);
+      return fail(depth, typeof v);
   }
 }
 

@@ -6,6 +6,7 @@
  * See docs/PROTOCOL.md for the wire contract.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { ProtocolError, WorkerStartError, type ExitInfo } from '../errors.js';
 import { decode } from '../codec/decode.js';
@@ -41,6 +42,8 @@ export interface ReadyNotice {
   codec: string;
   /** The worker's --mode, when it reports it. */
   mode?: string;
+  /** The whole decoded notice (extra fields such as `commands`, `max_frame_bytes`). */
+  data: Record<string, unknown>;
 }
 
 export interface LogNotice {
@@ -129,6 +132,7 @@ export class WorkerProcess {
   private drainTimer: NodeJS.Timeout | undefined;
   private exitCode: number | null = null;
   private exitSignal: string | null = null;
+  private readonly cwd: string | undefined;
 
   private constructor(options: WorkerProcessOptions, handlers: WorkerProcessHandlers) {
     this.workerId = options.workerId;
@@ -138,6 +142,7 @@ export class WorkerProcess {
     this.maxLine = options.maxStderrLineLength ?? DEFAULT_MAX_LINE;
     this.exitDrainMs = options.exitDrainMs ?? DEFAULT_EXIT_DRAIN_MS;
     this.argv = options.argv ?? WorkerProcess.buildArgv(options);
+    this.cwd = options.cwd;
     this.reader = new FrameReader({
       maxFrameBytes: this.maxFrameBytes,
       onFrame: (payload) => this.onFrame(payload),
@@ -311,6 +316,7 @@ export class WorkerProcess {
         pid: typeof msg.pid === 'number' ? msg.pid : (this.child.pid ?? -1),
         python: typeof msg.python === 'string' ? msg.python : '',
         codec: typeof msg.codec === 'string' ? msg.codec : '',
+        data: msg,
       };
       if (typeof msg.mode === 'string') ready.mode = msg.mode;
       this.handlers.onMessage(ready);
@@ -378,7 +384,9 @@ export class WorkerProcess {
     }
     if (this.startError) return;
     const exe = this.argv[0];
-    const reason = err.code === 'ENOENT'
+    const reason = err.code === 'ENOENT' && this.cwd !== undefined && !existsSync(this.cwd)
+      ? `working directory does not exist: ${this.cwd}`
+      : err.code === 'ENOENT'
       ? `interpreter not found (path tried: ${exe})`
       : err.code === 'EACCES'
         ? `interpreter is not executable (path tried: ${exe})`

@@ -97,37 +97,43 @@ export function encoderInput(t: Tagged): { value: unknown; skip?: string } {
 
 /** Deep equality for wire values, with a path in the failure message. */
 export function assertWireEqual(actual: unknown, want: unknown, path = 'value'): void {
+  // messages are built only on failure (describing a 16 MiB Buffer is not free)
+  const check = (cond: boolean, msg: () => string) => { if (!cond) assert.unreachable(msg()); };
   if (want instanceof Uint8Array) {
-    assert.ok(Buffer.isBuffer(actual), `${path}: expected a Buffer, got ${describe(actual)}`);
-    assert.ok(Buffer.compare(actual as Buffer, Buffer.from(want)) === 0, `${path}: Buffer contents differ (${(actual as Buffer).length} vs ${want.length} bytes)`);
+    check(Buffer.isBuffer(actual), () => `${path}: expected a Buffer, got ${describe(actual)}`);
+    check(Buffer.compare(actual as Buffer, want) === 0, () => `${path}: Buffer contents differ (${(actual as Buffer).length} vs ${want.length} bytes)`);
     return;
   }
   if (typeof want === 'number' && Number.isNaN(want)) {
-    assert.ok(typeof actual === 'number' && Number.isNaN(actual), `${path}: expected NaN, got ${describe(actual)}`);
+    check(typeof actual === 'number' && Number.isNaN(actual), () => `${path}: expected NaN, got ${describe(actual)}`);
     return;
   }
   if (Array.isArray(want)) {
-    assert.ok(Array.isArray(actual), `${path}: expected an array, got ${describe(actual)}`);
+    check(Array.isArray(actual), () => `${path}: expected an array, got ${describe(actual)}`);
     const a = actual as unknown[];
-    assert.is(a.length, want.length, `${path}: array length`);
+    check(a.length === want.length, () => `${path}: array length ${a.length}, expected ${want.length}`);
     for (let i = 0; i < want.length; i++) assertWireEqual(a[i], want[i], `${path}[${i}]`);
     return;
   }
   if (want !== null && typeof want === 'object') {
-    assert.ok(actual !== null && typeof actual === 'object' && !Array.isArray(actual) && !Buffer.isBuffer(actual), `${path}: expected a map, got ${describe(actual)}`);
+    check(actual !== null && typeof actual === 'object' && !Array.isArray(actual) && !Buffer.isBuffer(actual), () => `${path}: expected a map, got ${describe(actual)}`);
     const a = actual as Record<string, unknown>;
-    assert.equal(Object.keys(a), Object.keys(want), `${path}: keys (and their order)`);
+    const ka = Object.keys(a).join('\u0000');
+    const kw = Object.keys(want).join('\u0000');
+    check(ka === kw, () => `${path}: keys ${JSON.stringify(Object.keys(a))}, expected ${JSON.stringify(Object.keys(want))} (in that order)`);
     for (const k of Object.keys(want)) assertWireEqual(a[k], (want as Record<string, unknown>)[k], `${path}.${k}`);
     return;
   }
-  assert.ok(Object.is(actual, want) || (actual === 0 && want === 0), `${path}: expected ${describe(want)}, got ${describe(actual)}`);
+  check(Object.is(actual, want) || (actual === 0 && want === 0), () => `${path}: expected ${describe(want)}, got ${describe(actual)}`);
 }
 
 function describe(v: unknown): string {
   if (typeof v === 'bigint') return `${v}n`;
   if (Buffer.isBuffer(v)) return `Buffer(${v.length})`;
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
-  try { return JSON.stringify(v)?.slice(0, 80) ?? String(v); } catch { return String(v); }
+  if (Array.isArray(v)) return `array(${v.length})`;
+  if (v !== null && typeof v === 'object') return `map{${Object.keys(v).slice(0, 5).join(', ')}}`;
+  return String(v);
 }
 
 // ---- process bookkeeping ------------------------------------------------------------------

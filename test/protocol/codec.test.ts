@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encode, encodeFrame, encodeRequest, MAX_DEPTH } from '../../src/codec/encode.js';
-import { decode, validate } from '../../src/codec/decode.js';
+import { decode, validate, MAX_FRAME_DEPTH } from '../../src/codec/decode.js';
 import { ProtocolError } from '../../src/errors.js';
 import { assertWireEqual, encoderInput, expected, loadVectors } from './_helpers.js';
 
@@ -149,7 +149,7 @@ test('bin: Buffer and Uint8Array encode as bin; decode gives a Buffer view (no c
   assert.is(out.b.buffer, frame.buffer, 'bin is a view into the frame buffer');
 });
 
-test('depth: MAX_DEPTH nested containers round-trip; one more is refused on both sides', () => {
+test('depth: a value may nest MAX_DEPTH containers; a frame adds one level for its envelope', () => {
   let v: unknown = [];
   for (let i = 1; i < MAX_DEPTH; i++) v = [v];
   const b = encode(v);
@@ -157,9 +157,13 @@ test('depth: MAX_DEPTH nested containers round-trip; one more is refused on both
   let x = decode(b);
   while (Array.isArray(x) && x.length) { d++; x = x[0]; }
   assert.is(d + 1, MAX_DEPTH);
-  assert.throws(() => encode([v]), /nested deeper than 512/);
-  const deeper = Buffer.concat([Buffer.from([0x91]), b]);
-  assert.throws(() => decode(deeper), (e: unknown) => e instanceof ProtocolError && /nested deeper/.test((e as Error).message));
+  assert.throws(() => encode([v]), new RegExp(`nested deeper than ${MAX_DEPTH} levels`));
+  // a request/reply map around a MAX_DEPTH value is MAX_FRAME_DEPTH deep: accepted
+  const request = encodeRequest(1, 'echo', v, null);
+  assert.ok(decode(request.subarray(4)));
+  const tooDeep = Buffer.concat([Buffer.from([0x91, 0x91]), b]);
+  assert.is(MAX_FRAME_DEPTH, MAX_DEPTH + 1);
+  assert.throws(() => decode(tooDeep), (e: unknown) => e instanceof ProtocolError && /nested deeper than 512 levels/.test((e as Error).message));
 });
 
 test('decoder refuses msgpackr extensions a worker could smuggle in', () => {

@@ -29,7 +29,7 @@ function start(script = 'normal', extra: string[] = [], opts: Partial<WorkerProc
   const messages: WorkerMessage[] = [];
   const protocolErrors: ProtocolError[] = [];
   const stderr: string[] = [];
-  const waiters = new Map<number, (r: Reply) => void>();
+  const waiters = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   let onReady: (m: WorkerMessage) => void = () => {};
   const ready = new Promise<WorkerMessage>((r) => { onReady = r; });
   let onExit: (i: WorkerExitInfo) => void = () => {};
@@ -47,11 +47,13 @@ function start(script = 'normal', extra: string[] = [], opts: Partial<WorkerProc
       onMessage(m) {
         messages.push(m);
         if (m.kind === 'ready') onReady(m);
-        if (m.kind === 'reply') waiters.get(m.id)?.(m);
+        if (m.kind === 'reply') { waiters.get(m.id)?.resolve(m); waiters.delete(m.id); }
       },
       onStderr(line) { stderr.push(line); },
       onProtocolError(e) { protocolErrors.push(e); },
       onExit(info) {
+        for (const w of waiters.values()) w.reject(new Error(`worker exited (${info.code ?? info.signal}) before replying`));
+        waiters.clear();
         exits++;
         assert.is(exits, 1, 'exit reported once');
         onExit(info);
@@ -63,7 +65,14 @@ function start(script = 'normal', extra: string[] = [], opts: Partial<WorkerProc
     wp, messages, protocolErrors, stderr, exit, ready,
     request(cmd, args, session = null) {
       const id = nextId++;
-      const p = new Promise<Reply>((r) => waiters.set(id, r));
+      // never hang a test: a request fails after 10 s, or when the worker exits unanswered
+      const p = new Promise<Reply>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no reply to ${cmd} (id ${id}) within 10 s; protocol errors: ${protocolErrors.map((e) => e.message).join('; ')}`)), 10_000);
+        waiters.set(id, {
+          resolve: (r) => { clearTimeout(timer); resolve(r); },
+          reject: (e) => { clearTimeout(timer); reject(e); },
+        });
+      });
       wp.send(id, cmd, args, session);
       return p;
     },
@@ -75,10 +84,27 @@ async function stop(h: Harness): Promise<WorkerExitInfo> {
   return h.exit;
 }
 
+// First in the file: the killed grandchild is reaped by init, not by us, which takes a
+// moment; the final all-dead check comes much later.
+test('a grandchild holding the pipes does not delay the exit report past exitDrainMs', async () => {
+  const h = start('grandchild', [], { exitDrainMs: 200 });
+  await waitFor(() => h.stderr.some((l) => l.startsWith('mock: grandchild pid')), 3000, 'grandchild pid');
+  const gpid = Number(h.stderr.find((l) => l.startsWith('mock: grandchild pid'))!.split(' ').pop());
+  pids.add(gpid);
+  const t0 = Date.now();
+  const info = await h.exit;
+  assert.is(info.code, 0);
+  assert.ok(Date.now() - t0 < 2000, 'reported without waiting for the grandchild');
+  assert.ok(isAlive(gpid), 'the grandchild is still there (it held the pipes)');
+  process.kill(gpid, 'SIGKILL');
+});
+
 test('ready notice, ping, clean exit on stdin EOF', async () => {
   const h = start('normal', ['--stderr-lines', '3']);
   const ready = await h.ready;
-  assert.equal(ready, { kind: 'ready', workerId: 'w1', pid: h.wp.pid!, python: process.execPath, codec: 'mock-msgpack', mode: 'pool-worker' });
+  const { data, ...fields } = ready as Extract<WorkerMessage, { kind: 'ready' }>;
+  assert.equal(fields, { kind: 'ready', workerId: 'w1', pid: h.wp.pid!, python: process.execPath, codec: 'mock-msgpack', mode: 'pool-worker' });
+  assert.is(data.event, 'ready');
   const r = await h.request('ping');
   assert.is(r.ok, true);
   assert.equal((r as { result: unknown }).result, { status: 'ok', worker_id: 'w1', pid: h.wp.pid });
@@ -197,42 +223,35 @@ test('stderr: an endless line is cut, later lines still arrive', async () => {
 
 // ---- hostile workers -------------------------------------------------------------------------
 
-async function hostile(script: string, pattern: RegExp, extra: string[] = []): Promise<Harness> {
-  const h = start(script, extra);
-  await h.ready;
-  await waitFor(() => h.protocolErrors.length > 0, 3000, `protocol error from "${script}"`);
-  assert.instance(h.protocolErrors[0], ProtocolError);
-  assert.match(h.protocolErrors[0].message, pattern);
-  // the transport itself does not kill: the worker is still alive
-  assert.not.ok(h.wp.exited, 'transport does not kill on a protocol error');
-  h.wp.signal('SIGKILL');
+async function hostile(script: string, pattern: RegExp, extra: string[] = []): Promise<void> {
+  const h = start(script, extra, { workerId: 'w1' });
+  try {
+    await h.ready;
+    await waitFor(() => h.protocolErrors.length > 0, 3000, `protocol error from "${script}"`);
+    assert.instance(h.protocolErrors[0], ProtocolError, script);
+    assert.match(h.protocolErrors[0].message, pattern, `${script}: ${h.protocolErrors[0].message}`);
+    // the transport itself does not kill: the worker is still alive
+    assert.not.ok(h.wp.exited, `${script}: transport does not kill on a protocol error`);
+  } finally {
+    h.wp.signal('SIGKILL');
+  }
   const info = await h.exit;
-  assert.is(info.signal, 'SIGKILL');
-  return h;
+  assert.is(info.signal, 'SIGKILL', script);
 }
 
-test('garbage on stdout (a stray print) → oversized header ProtocolError', async () => {
-  await hostile('garbage', /frame length 1214606444 bytes exceeds the maximum of 67108864 bytes/);
-});
-
-test('oversized header → ProtocolError naming length and max', async () => {
-  await hostile('oversized', /frame length 2147483647 bytes exceeds the maximum of 67108864/);
-});
-
-test('invalid MessagePack (0xc1) → ProtocolError', async () => {
-  await hostile('invalid-msgpack', /0xc1/);
-});
-
-test('ext type (timestamp) → ProtocolError', async () => {
-  await hostile('ext', /extension type -1/);
-});
-
-test('trailing bytes inside a frame → ProtocolError', async () => {
-  await hostile('trailing', /trailing byte/);
-});
-
-test('frame that is not a map → ProtocolError', async () => {
-  await hostile('not-map', /not a map \(got an array of 3\)/);
+test('hostile workers → onProtocolError with the right message (run in parallel)', async () => {
+  const cases: [string, RegExp][] = [
+    // a stray print() on stdout: "Hell" read as a length header
+    ['garbage', /frame length 1214606444 bytes exceeds the maximum of 67108864 bytes/],
+    ['oversized', /frame length 2147483647 bytes exceeds the maximum of 67108864/],
+    ['invalid-msgpack', /0xc1/],
+    ['ext', /extension type -1/],
+    ['trailing', /trailing byte/],
+    ['not-map', /not a map \(got an array of 3\)/],
+    ['unsolicited', /reply for request id 4242, which is not in flight/],
+    ['id-nil', /worker w1 reported a protocol error: ProtocolError: could not decode request frame/],
+  ];
+  await Promise.all(cases.map(([script, pattern]) => hostile(script, pattern)));
 });
 
 test('zero-length frame → ProtocolError, stream stays usable', async () => {
@@ -308,7 +327,7 @@ test('death by signal', async () => {
 test('SIGTERM: the running command finishes, then exit 0', async () => {
   const h = start();
   await h.ready;
-  const slow = h.request('sleep', { ms: 300 });
+  const slow = h.request('sleep', { ms: 200 });
   await sleep(50);
   assert.ok(h.wp.signal('SIGTERM'));
   const r = await slow;
@@ -344,9 +363,9 @@ test('a worker that ignores SIGTERM needs SIGKILL', async () => {
 
 test('slow start: ready arrives after the delay', async () => {
   const t0 = Date.now();
-  const h = start('slow-start', ['--delay', '300']);
+  const h = start('slow-start', ['--delay', '200']);
   await h.ready;
-  assert.ok(Date.now() - t0 >= 280);
+  assert.ok(Date.now() - t0 >= 190);
   await stop(h);
 });
 
@@ -355,19 +374,6 @@ test('writes to a dead process are swallowed; exit is reported', async () => {
   await h.exit;
   h.wp.send(1234, 'ping', null, null); // no throw
   assert.is(h.wp.inFlightCount, 0);
-});
-
-test('a grandchild holding the pipes does not delay the exit report past exitDrainMs', async () => {
-  const h = start('grandchild', [], { exitDrainMs: 200 });
-  await waitFor(() => h.stderr.some((l) => l.startsWith('mock: grandchild pid')), 3000, 'grandchild pid');
-  const gpid = Number(h.stderr.find((l) => l.startsWith('mock: grandchild pid'))!.split(' ').pop());
-  pids.add(gpid);
-  const t0 = Date.now();
-  const info = await h.exit;
-  assert.is(info.code, 0);
-  assert.ok(Date.now() - t0 < 2000, 'reported without waiting for the grandchild');
-  assert.ok(isAlive(gpid), 'the grandchild is still there (it held the pipes)');
-  process.kill(gpid, 'SIGKILL');
 });
 
 // ---- spawn failures and options -----------------------------------------------------------------
@@ -393,6 +399,12 @@ test('spawn of a non-executable file → startError (EACCES)', async () => {
   const h = start('normal', [], { argv: [f] });
   const info = await h.exit;
   assert.match(info.startError!.message, /interpreter is not executable \(path tried: .*python3\)/);
+});
+
+test('spawn with a missing working directory → startError says so', async () => {
+  const h = start('normal', [], { cwd: '/nonexistent/dir' });
+  const info = await h.exit;
+  assert.match(info.startError!.message, /working directory does not exist: \/nonexistent\/dir/);
 });
 
 test('argv: built from options (mode, worker id, handlers, max frame) ', () => {
