@@ -6,6 +6,8 @@ import type { ExitInfo, PyvisorError } from '../src/errors.js';
 
 /** Sent by a process actor (real or simulated) to the worker machine that invoked it. */
 export type ProcessEvent =
+  /** The OS process exists (sent synchronously at spawn; a spawn failure sends PROC.EXIT with startError instead). */
+  | { type: 'PROC.SPAWNED'; pid: number }
   | { type: 'PROC.READY'; pid: number; python: string; codec: string }
   | { type: 'PROC.REPLY'; id: number; ok: true; result: unknown }
   | { type: 'PROC.REPLY'; id: number; ok: false; error: { type: string; message: string; traceback: string } }

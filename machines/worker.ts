@@ -170,8 +170,12 @@ export const workerMachine = setup({
     isInflightSendFailure: ({ context, event }) => event.type === 'PROC.SEND_FAILED' && event.id === context.inflight?.id,
     isInflightTicket: ({ context, event }) => event.type === 'ABORT' && event.ticket === context.inflight?.ticket,
     hasPending: ({ context }) => context.pending !== null,
-    tooManyErrors: ({ context }) => context.consecutiveErrors >= context.maxConsecutiveErrors,
-    recycleDue: ({ context }) => context.recycleAfterRequests > 0 && context.processRequests >= context.recycleAfterRequests,
+    // Evaluated on the reply that would be counted next, so the decision needs no extra microstep.
+    replyCrossesErrorLimit: ({ context, event }) =>
+      event.type === 'PROC.REPLY' && event.id === context.inflight?.id && !event.ok && context.consecutiveErrors + 1 >= context.maxConsecutiveErrors,
+    replyMakesRecycleDue: ({ context, event }) =>
+      event.type === 'PROC.REPLY' && event.id === context.inflight?.id && context.recycleAfterRequests > 0 && context.processRequests + 1 >= context.recycleAfterRequests,
+    isPendingTicket: ({ context, event }) => event.type === 'ABORT' && event.ticket === context.pending?.ticket,
     isBrutalKill: ({ context }) => context.shutdown === 'brutal_kill',
     hasShutdownTimeout: ({ context }) => typeof context.shutdown === 'number',
   },
@@ -186,6 +190,16 @@ export const workerMachine = setup({
     })),
     markStartPending: assign({ startPending: true }),
     countRestart: assign(({ context }) => ({ restarts: context.restarts + 1 })),
+    /**
+     * OTP's start returns once the child exists; slow initialisation (interpreter start, handler
+     * imports, the first ping) continues after it, like a gen_server's handle_continue. So the
+     * supervisor starts workers in parallel, and a failure during boot is an exit, not a start failure.
+     */
+    acknowledgeSpawn: assign(({ context, event, self }) => {
+      const pid = event.type === 'PROC.SPAWNED' ? event.pid : context.pid;
+      if (context.startPending) report(self, { type: 'CHILD.STARTED', id: context.workerId, pid });
+      return { pid, startPending: false };
+    }),
     recordReady: assign(({ event }) => {
       if (event.type !== 'PROC.READY') return {};
       return { pid: event.pid, python: event.python, codec: event.codec };
@@ -214,7 +228,8 @@ export const workerMachine = setup({
       enqueue.assign({ inflight, pending: null, nextId: id + 1 });
     }),
     holdPending: assign(({ event }) => (event.type === 'EXECUTE' ? { pending: event } : {})),
-    answer: enqueueActions(({ context, event, enqueue }) => {
+    /** The reply to the request in flight: answer the caller, count it, clear it — one assign. */
+    finishRequest: enqueueActions(({ context, event, enqueue }) => {
       const inflight = context.inflight!;
       if (event.type !== 'PROC.REPLY') return;
       if (event.ok) {
@@ -223,6 +238,13 @@ export const workerMachine = setup({
         const error = new PythonError(event.error.type, event.error.message, event.error.traceback, inflight.cmd);
         enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId: context.workerId, replaced: false });
       }
+      enqueue.assign({
+        inflight: null,
+        requests: context.requests + 1,
+        processRequests: context.processRequests + 1,
+        errors: context.errors + (event.ok ? 0 : 1),
+        consecutiveErrors: event.ok ? 0 : context.consecutiveErrors + 1,
+      });
     }),
     answerSendFailure: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'PROC.SEND_FAILED' || !context.inflight) return;
@@ -234,6 +256,16 @@ export const workerMachine = setup({
     }),
     failPending: enqueueActions(({ context, enqueue }) => {
       if (context.pending) enqueue.emit(failureReply(context, context.pending.ticket));
+    }),
+    /** A request held during a health ping never reached Python: it goes back to the queue. */
+    returnPending: enqueueActions(({ context, enqueue }) => {
+      if (context.pending) enqueue.emit({ type: 'unavailable', ticket: context.pending.ticket, workerId: context.workerId });
+      enqueue.assign({ pending: null });
+    }),
+    abortPending: enqueueActions(({ context, enqueue }) => {
+      const error = new AbortError('the request was aborted before it ran');
+      enqueue.emit({ type: 'reply', ticket: context.pending!.ticket, ok: false, error, workerId: context.workerId, replaced: false });
+      enqueue.assign({ pending: null });
     }),
     clearWork: assign({ inflight: null, pending: null }),
     answerTimeout: enqueueActions(({ context, enqueue }) => {
@@ -252,10 +284,6 @@ export const workerMachine = setup({
     refuse: enqueueActions(({ context, event, enqueue }) => {
       if (event.type === 'EXECUTE') enqueue.emit({ type: 'unavailable', ticket: event.ticket, workerId: context.workerId });
     }),
-    condemnForTimeout: condemn(({ context }) => new RequestTimeoutError(context.inflight!.cmd, context.inflight!.timeoutMs, context.workerId)),
-    condemnForInterrupt: condemn(({ context }) =>
-      new WorkerCrashedError(context.workerId, context.pid ?? undefined, NO_EXIT, `did not answer within ${context.interruptGraceMs} ms of an interrupt`),
-    ),
     condemnForPing: condemn(({ context, event }) =>
       event.type === 'PROC.REPLY' && !event.ok
         ? new PythonError(event.error.type, event.error.message, event.error.traceback, 'ping')
@@ -269,15 +297,6 @@ export const workerMachine = setup({
         ? event.error
         : new ProtocolError(event.type === 'PROC.REPLY' ? `reply with id ${event.id}, which no request of this worker is waiting for` : `unexpected ${event.type}`),
     ),
-    countReply: assign(({ context, event }) => {
-      const failed = event.type !== 'PROC.REPLY' || !event.ok;
-      return {
-        requests: context.requests + 1,
-        processRequests: context.processRequests + 1,
-        errors: context.errors + (failed ? 1 : 0),
-        consecutiveErrors: failed ? context.consecutiveErrors + 1 : 0,
-      };
-    }),
     recordExit: assign(({ context, event }) => {
       if (event.type !== 'PROC.EXIT') return {};
       return {
@@ -386,7 +405,6 @@ export const workerMachine = setup({
         initializing: bootState(),
         restarting: bootState(),
         healthy: {
-          always: { guard: 'recycleDue', target: 'recycling' },
           on: {
             EXECUTE: 'busy',
             HEALTH_CHECK: 'checking',
@@ -397,22 +415,19 @@ export const workerMachine = setup({
           entry: 'dispatch',
           on: {
             'PROC.REPLY': [
-              { guard: 'isInflightReply', target: 'settled', actions: ['answer', 'countReply', 'clearInflight'] },
+              { guard: 'replyCrossesErrorLimit', target: '#worker.unhealthy', actions: ['finishRequest', 'condemnForErrors', 'reportExit'] },
+              { guard: 'replyMakesRecycleDue', target: 'recycling', actions: 'finishRequest' },
+              { guard: 'isInflightReply', target: 'healthy', actions: 'finishRequest' },
               // any other id: fall through to live's handler, which condemns the worker
             ],
             'PROC.SEND_FAILED': { guard: 'isInflightSendFailure', target: 'healthy', actions: ['answerSendFailure', 'clearInflight'] },
             ABORT: { guard: 'isInflightTicket', target: 'interrupting' },
           },
           after: {
-            requestTimeout: { target: '#worker.unhealthy', actions: ['answerTimeout', 'condemnForTimeout', 'clearWork', 'reportExit'] },
+            // The handler is slow, not the worker sick: replace the process here, without the
+            // supervisor, so that timeouts never count against restart intensity.
+            requestTimeout: { target: '#worker.live', reenter: true, actions: ['answerTimeout', 'clearWork', 'countRestart'] },
           },
-        },
-        // A reply was answered; decide whether the worker stays.
-        settled: {
-          always: [
-            { guard: 'tooManyErrors', target: '#worker.unhealthy', actions: ['condemnForErrors', 'reportExit'] },
-            { target: 'healthy' },
-          ],
         },
         interrupting: {
           entry: 'signalInterrupt',
@@ -420,23 +435,22 @@ export const workerMachine = setup({
             'PROC.REPLY': [{ guard: 'isInflightReply', target: 'healthy', actions: ['answerAborted', 'clearInflight'] }],
           },
           after: {
-            interruptGrace: {
-              target: '#worker.unhealthy',
-              actions: ['answerAbortedReplaced', 'condemnForInterrupt', 'clearWork', 'reportExit'],
-            },
+            // Likewise a handler deaf to KeyboardInterrupt: replaced on the spot, not counted as a crash.
+            interruptGrace: { target: '#worker.live', reenter: true, actions: ['answerAbortedReplaced', 'clearWork', 'countRestart'] },
           },
         },
         checking: {
           entry: 'sendPing',
           on: {
             EXECUTE: { actions: 'holdPending' },
+            ABORT: { guard: 'isPendingTicket', actions: 'abortPending' },
             'PROC.REPLY': [
               { guard: 'isPingOk', target: 'afterCheck', actions: 'clearPing' },
-              { guard: 'isPingReply', target: '#worker.unhealthy', actions: ['condemnForPing', 'failPending', 'clearWork', 'reportExit'] },
+              { guard: 'isPingReply', target: '#worker.unhealthy', actions: ['condemnForPing', 'returnPending', 'clearWork', 'reportExit'] },
             ],
           },
           after: {
-            pingTimeout: { target: '#worker.unhealthy', actions: ['condemnForPing', 'failPending', 'clearWork', 'reportExit'] },
+            pingTimeout: { target: '#worker.unhealthy', actions: ['condemnForPing', 'returnPending', 'clearWork', 'reportExit'] },
           },
         },
         afterCheck: {
@@ -447,6 +461,7 @@ export const workerMachine = setup({
           on: {
             // A planned replacement: straight back into `live`, which starts the next generation.
             'PROC.EXIT': { target: '#worker.live', reenter: true },
+            'PROC.REPLY': {},
           },
           after: {
             shutdownTimeout: { target: '#worker.live', reenter: true },
@@ -457,7 +472,9 @@ export const workerMachine = setup({
           entry: 'signalTerm',
           on: {
             'PROC.EXIT': { target: '#worker.stopped', actions: ['failInflight', 'failPending', 'clearWork'] },
-            'PROC.REPLY': [{ guard: 'isInflightReply', actions: ['answer', 'clearInflight'] }],
+            // The process is going away: answer the request it finishes; any other reply (e.g. to a
+            // start ping that was out when STOP came) is no longer anyone's business.
+            'PROC.REPLY': [{ guard: 'isInflightReply', actions: 'finishRequest' }, {}],
             'PROC.PROTOCOL_ERROR': {},
             STOP: {},
           },
@@ -495,7 +512,10 @@ function bootState() {
     },
     states: {
       awaitReady: {
-        on: { 'PROC.READY': { target: 'pinging', actions: 'recordReady' } },
+        on: {
+          'PROC.SPAWNED': { actions: 'acknowledgeSpawn' },
+          'PROC.READY': { target: 'pinging', actions: 'recordReady' },
+        },
       },
       pinging: {
         entry: 'sendPing',

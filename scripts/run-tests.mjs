@@ -64,10 +64,17 @@ function run(name) {
     process.stdout.write(`\n=== ${name} ===\n`);
     const child = spawn(tier.cmd, tier.args, { cwd: tier.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
     let out = '';
+    let timedOut = false;
+    const ceiling = setTimeout(() => {
+      timedOut = true;
+      process.stdout.write(`\n!!! ${name}: no result after ${CEILING_S[name]} s, killing it\n`);
+      child.kill('SIGKILL');
+    }, CEILING_S[name] * 1000);
     child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
     child.stderr.on('data', (d) => { out += d; process.stderr.write(d); });
     child.on('close', (code, signal) => {
-      let counts = tier.parse(out);
+      clearTimeout(ceiling);
+      let counts = timedOut ? null : tier.parse(out);
       if (!counts) counts = { passed: 0, failed: 1, skipped: 0 };
       // A crashed runner, or one that exits non-zero with nothing failed, still counts as a failure.
       if ((code !== 0 || signal) && counts.failed === 0) counts.failed = 1;
@@ -77,6 +84,9 @@ function run(name) {
     });
   });
 }
+
+// A tier that hangs must fail, not stall CI: each gets a ceiling well above its normal time.
+const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300 };
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(tiers);
 const totals = { passed: 0, failed: 0, skipped: 0 };

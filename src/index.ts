@@ -7,3 +7,5 @@ export * from './errors.js';
 export type { PoolEvents, PoolEventName } from './telemetry.js';
 export { PythonPool, SessionAdapter } from './adapter/pythonPool.js';
 export type { ProgramType, FieldSpec, SignatureSpec, ProgramConfig, LMConfig, DummyLMConfig, OpenAILMConfig, LMInfo, ProgramCallOptions, ExecuteResult, ProgramInfo, ProgramSummary, PythonPoolEvents, PythonPoolStats, PythonPoolOptions, RestoreReason } from './adapter/pythonPool.js';
+export { serveInspector } from './inspector/server.js';
+export type { InspectorOptions, InspectorServer } from './inspector/server.js';

@@ -199,8 +199,9 @@ export class Pool extends TelemetryEmitter {
       },
       // Absent, not undefined: XState would take an explicit undefined as "no clock".
       ...(seams.clock ? { clock: seams.clock as never } : {}),
-      // One observer for the user's `inspect` option and for pool.observeInspection() listeners (the local inspector page).
-      inspect: (event: InspectionEvent) => this.dispatchInspection(event),
+      // Absent unless asked for: with no observer XState skips building inspection events, which
+      // is measurable on the request path. observeInspection() adds observers later.
+      ...(options.inspect ? { inspect: options.inspect as never } : {}),
       systemId: 'pool',
     });
     seams.setLogSink?.((workerId, pid, line) => this.emit('worker_log', { workerId, pid, line }));
@@ -231,22 +232,18 @@ export class Pool extends TelemetryEmitter {
     this.syncWorkers((this.supervisor.getSnapshot() as { context: SupervisorContext }).context);
   }
 
-  private readonly inspectionListeners = new Set<(event: InspectionEvent) => void>();
-
-  private dispatchInspection(event: InspectionEvent): void {
-    const user = this.options.inspect as ((e: InspectionEvent) => void) | { next?: (e: InspectionEvent) => void } | undefined;
-    if (typeof user === 'function') user(event);
-    else user?.next?.(event);
-    for (const listener of this.inspectionListeners) listener(event);
-  }
-
   /** Receive every XState inspection event of the pool's actors (what the inspector page streams). */
   observeInspection(listener: (event: InspectionEvent) => void): () => void {
-    this.inspectionListeners.add(listener);
-    return () => this.inspectionListeners.delete(listener);
+    const subscription = this.root.system.inspect(listener);
+    return () => subscription.unsubscribe();
   }
 
   private readonly initialWorkers: string[];
+
+  /** Ready once every non-lazy worker has been healthy (a supervisor's "started" only means spawned). */
+  private checkReady(): void {
+    if (this.initialWorkers.every((id) => (this.workerRefs.get(id)?.healthyGeneration ?? 0) > 0)) this.readyGate.resolve();
+  }
   private readyGate!: { resolve: () => void; reject: (e: unknown) => void };
   private readonly workerSpec: (id: string, overflow: boolean) => ChildSpec;
 
@@ -374,6 +371,15 @@ export class Pool extends TelemetryEmitter {
       });
     }
     return result;
+  }
+
+  /**
+   * Serve the live inspector page (supervision tree, worker state machines, charts, log) on
+   * 127.0.0.1. Loaded on first use only.
+   */
+  async serveInspector(options?: import('./inspector/server.js').InspectorOptions): Promise<import('./inspector/server.js').InspectorServer> {
+    const { serveInspector } = await import('./inspector/server.js');
+    return serveInspector(this, options);
   }
 
   /** The root actor, for inspection and tooling. */
@@ -586,7 +592,7 @@ export class Pool extends TelemetryEmitter {
       this.close(context.escalation);
       this.readyGate.reject(context.escalation);
     }
-    if (this.initialWorkers.every((id) => context.children.find((c) => c.spec.id === id)?.status === 'running')) this.readyGate.resolve();
+    this.checkReady();
     const present = new Set<string>();
     for (const child of context.children) {
       present.add(child.spec.id);
@@ -627,6 +633,7 @@ export class Pool extends TelemetryEmitter {
           tracked.healthyGeneration = generation;
           tracked.lastHealthyPid = pid;
           tracked.recycling = false;
+          this.checkReady();
         }
         const serving = SERVING.has(state);
         if (state !== tracked.state) {

@@ -196,7 +196,7 @@ export function registerInspectCommand(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      const pids = handle.pool.workers().map((w) => w.pid).filter(Boolean).join(', ');
+      const pids = handle.pool.workers().filter((w) => !w.overflow).map((w) => w.pid).filter(Boolean).join(', ');
       say(`pyvisor inspector: ${handle.url}`);
       say(`  pool: ${opts.workers} Python workers (pids ${pids})`);
       say(

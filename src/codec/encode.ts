@@ -47,6 +47,8 @@ const SLAB_BYTES = 64 * 1024;
 const MIN_FREE = 4 * 1024;
 /** After a frame this large, the next encode starts on a fresh slab. */
 const LARGE_FRAME = 256 * 1024;
+/** Strings shorter than this reserve 3 bytes per character instead of measuring first. */
+const RESERVE_MAX_CHARS = 1 << 20;
 const TWO_32 = 4294967296;
 const TWO_63 = 9223372036854775808; // 2^63 as a double (exact)
 const TWO_64 = 18446744073709551616; // 2^64 as a double (exact)
@@ -201,10 +203,11 @@ function writeStr(s: string, depth: number): void {
     }
   }
   let written: number;
-  if (n < 4096) {
-    // UTF-8 needs at most 3 bytes per UTF-16 code unit: reserve the header for that, write,
-    // then move the bytes left if the real length needs a smaller header.
-    const max = n * 3;
+  const max = n * 3; // UTF-8 needs at most 3 bytes per UTF-16 code unit
+  if (n < RESERVE_MAX_CHARS && pos + 5 + max - payloadStart <= limit) {
+    // Reserve the header for the worst case, write, then move the bytes left if the real
+    // length needs a smaller header (a move of at most 64 KiB: above that, the reserved
+    // and the real header are both str32).
     const reserved = strHeaderSize(max);
     if (pos + reserved + max > buf.length) grow(pos + reserved + max);
     const at = pos + reserved;
@@ -212,7 +215,7 @@ function writeStr(s: string, depth: number): void {
     const hdr = strHeaderSize(written);
     if (hdr !== reserved) buf.copyWithin(pos + hdr, at, at + written);
   } else {
-    // Long strings: measure exactly first (no over-allocation, no move).
+    // Huge strings: measure exactly first rather than reserve three times the size.
     written = Buffer.byteLength(s, 'utf8');
     const hdr = strHeaderSize(written);
     if (pos + hdr + written > buf.length) grow(pos + hdr + written);

@@ -589,7 +589,7 @@ const SCRIPT = String.raw`
       if (!v) {
         var card = h('div', 'card'); card.setAttribute('data-worker', w.id);
         var ch = h('div', 'ch'); var wid = h('span', 'wid', w.id); ch.appendChild(wid);
-        if (w.overflow) ch.appendChild(h('span', 'tag', 'overflow'));
+        if (w.overflow && w.id.indexOf('overflow') < 0) ch.appendChild(h('span', 'tag', 'overflow'));
         var badge = h('span', 'chip badge', ''); ch.appendChild(badge); card.appendChild(ch);
         var mv = drawMachine(S.L, true); card.appendChild(mv.svg);
         var dl = h('dl'), dd = {};

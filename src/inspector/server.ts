@@ -53,7 +53,7 @@ const CHART_POINTS = 180;
 /** Log entries (lifecycle transitions, restarts, escalations) replayed to a new page. */
 const LOG_KEEP = 300;
 /** Per flush: transitions sent one by one; beyond this, routine (healthy⇄busy) ones are only counted. */
-const MAX_TRANSITIONS = 400;
+const MAX_TRANSITIONS = 150;
 /** Per flush: individual event summaries sent (the rest are only counted per actor). */
 const MAX_EVENTS = 80;
 /** A client whose socket holds more than this is skipped until it drains. */

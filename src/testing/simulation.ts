@@ -7,7 +7,7 @@
  */
 import { fromCallback, SimulatedClock, type CallbackActorLogic } from 'xstate';
 import type { ExitInfo } from '../errors.js';
-import { ProtocolError } from '../errors.js';
+import { ProtocolError, WorkerStartError } from '../errors.js';
 import type { ProcessActorInput, ProcessCommand, ProcessEvent } from '../../machines/events.js';
 import { workerMachine } from '../../machines/worker.js';
 import { Pool } from '../pool.js';
@@ -46,6 +46,11 @@ export interface HandlerOptions {
 export interface StartFault {
   /** Only starts of this worker are affected (default: any). */
   workerId?: string;
+  /**
+   * 'boot' (default): the process starts, then exits before it is ready (a handler that fails to
+   * import). 'spawn': the process cannot be started at all (a missing interpreter).
+   */
+  phase?: 'boot' | 'spawn';
   /** Exit during start with this code (default 3) and these stderr lines... */
   code?: number;
   stderr?: string[];
@@ -232,8 +237,19 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       inflight: new Map(),
       exitAfterCurrent: false,
     };
-    all.push(proc);
     const fault = takeStartFault(input.workerId);
+    if (fault?.phase === 'spawn') {
+      // Like ENOENT from spawn(2): no process, no pid; the exit report carries the start error.
+      proc.alive = false;
+      proc.exit = { code: null, signal: null, stderrTail: [] };
+      proc.exitSeq = ++exitCount;
+      all.push(proc);
+      const startError = new WorkerStartError(input.workerId, 'sim', 'spawn failed (simulated)');
+      sendBack({ type: 'PROC.EXIT', exit: proc.exit, startError });
+      return () => {};
+    }
+    all.push(proc);
+    sendBack({ type: 'PROC.SPAWNED', pid: proc.pid });
     const announce = () => {
       if (!proc.alive) return;
       if (fault && !fault.hang) {

@@ -94,6 +94,8 @@ export function createProcessLogic(config: ProcessLogicConfig): CallbackActorLog
       },
     );
     config.registry.add(proc);
+    // Spawned (the pid is known at once) or not (ENOENT etc.: onExit follows with startError).
+    if (proc.pid !== undefined) send({ type: 'PROC.SPAWNED', pid: proc.pid });
 
     receive((command) => {
       if (command.type === 'SIGNAL') {

@@ -339,12 +339,7 @@ test('abort in flight: a handler that ignores the interrupt has its worker repla
   await h.finish();
 });
 
-// LEAD: machines/worker.ts ignores ABORT in `checking` (a health-check ping is out and the
-// EXECUTE is held as `pending`): the caller gets its AbortError from the facade at once, but
-// the held request is still sent to Python after the pong and runs to its end. ABORT of the
-// pending ticket in `checking` should drop it (and answer it like `refuse`), so an aborted
-// request never starts.
-test.skip('LEAD: abort of a request held while its worker answers a health-check ping: it never runs', async () => {
+test('abort of a request held while its worker answers a health-check ping: it never runs', async () => {
   let ran = 0;
   const h = setup({ poolSize: 1, healthCheckInterval: 1000 }, {}, (sim) => sim.handle('work', () => ++ran));
   await h.pool.whenReady();

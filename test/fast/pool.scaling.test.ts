@@ -133,14 +133,7 @@ test('lazy: no process until the first request; a caller waiting on a starting w
   await h.finish();
 });
 
-// LEAD: machines/supervisor.ts handles START_CHILD one at a time and a worker reports
-// CHILD.STARTED only once its process is ready and pinged, so workers start one after the
-// other: a lazy pool asked for two workers at once has the second only after the first is
-// up (and an eager pool of N takes N × the interpreter's start time to be ready). OTP's
-// start_child is synchronous too, but there init/1 is expected to be quick; here it is the
-// whole Python start. Both callers below should be done at t=400 (start 300 + run 100);
-// today the second finishes at t=500.
-test.skip('LEAD: lazy: workers asked for at the same time start in parallel', async () => {
+test('lazy: workers asked for at the same time start in parallel', async () => {
   const h = setup({ poolSize: 2, lazy: true, checkoutTimeout: 1000 }, { startupMs: 300 });
   await h.pool.whenReady();
   const runs = [h.run('slow', 1), h.run('slow', 2)];
@@ -151,9 +144,7 @@ test.skip('LEAD: lazy: workers asked for at the same time start in parallel', as
   await h.finish();
 });
 
-// LEAD: same cause as above, for an eager pool: poolSize 3 with a 100 ms start should be
-// ready at t=100; today it is ready at t=300.
-test.skip('LEAD: eager: the initial workers start in parallel', async () => {
+test('eager: the initial workers start in parallel', async () => {
   const h = setup({ poolSize: 3 }, { startupMs: 100 });
   let ready = false;
   void h.pool.whenReady().then(() => (ready = true));
@@ -268,12 +259,7 @@ test('health check: a late ping (past pingTimeoutMs) marks the worker unhealthy 
   await h.finish();
 });
 
-// LEAD: machines/worker.ts holds an EXECUTE that arrives during a health-check ping
-// (`pending`), and when the ping fails or times out it answers that request with
-// `failPending` — a WorkerCrashedError reply with replaced: true — although the request was
-// never sent to Python. It should emit `unavailable` instead (as `refuse` does), so the
-// facade requeues it onto a healthy worker within its checkout deadline.
-test.skip('LEAD: health check: a request made during a ping that then times out is requeued, not failed', async () => {
+test('health check: a request made during a ping that then times out is requeued, not failed', async () => {
   const h = setup({ poolSize: 1, healthCheckInterval: 1000, pingTimeoutMs: 200 });
   await h.pool.whenReady();
   const oldPid = h.pid('worker_1');

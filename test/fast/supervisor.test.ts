@@ -9,6 +9,7 @@ import { createSimulation, type Simulation } from '../../src/testing/index.js';
 import { childrenOf, countChildren, supervisorMachine, type ChildSpec, type RestartType, type Strategy } from '../../machines/supervisor.js';
 import { SupervisorEscalationError } from '../../src/errors.js';
 import type { ShutdownSpec } from '../../machines/worker.js';
+import { workerStateName } from '../../src/pool.js';
 
 interface Harness {
   sim: Simulation;
@@ -207,7 +208,7 @@ for (const strategy of ['one_for_one', 'one_for_all', 'rest_for_one'] as Strateg
 
 scenario('other_child_fails_restart: a failed restart counts and is retried through the mailbox', () => {
   const h = harness([['a'], ['b']], { strategy: 'one_for_all', maxRestarts: 5, periodMs: 1000 });
-  h.sim.failStarts(2, { workerId: 'b' });
+  h.sim.failStarts(2, { workerId: 'b', phase: 'spawn' });
   exitChild(h, 'a', null, 'SIGKILL');
   assert.is(h.state('a'), 'running');
   assert.is(h.state('b'), 'running');
@@ -218,12 +219,23 @@ scenario('other_child_fails_restart: a failed restart counts and is retried thro
 
 scenario('other_child_fails_restart: failures beyond intensity escalate', () => {
   const h = harness([['a'], ['b']], { strategy: 'one_for_all', maxRestarts: 2, periodMs: 1000 });
-  h.sim.failStarts(Infinity, { workerId: 'b' });
+  h.sim.failStarts(Infinity, { workerId: 'b', phase: 'spawn' });
   exitChild(h, 'a', null, 'SIGKILL');
   assert.is(h.status(), 'done');
   const error = h.sup.getSnapshot().output!.error!;
   assert.instance(error, SupervisorEscalationError);
-  assert.match(String((error.cause as Error).message), /SyntaxError/);
+  assert.match(String((error.cause as Error).message), /spawn failed/);
+  assert.equal(h.sim.alive(), []);
+});
+
+scenario('a child that dies while booting (after its start was acknowledged) is restarted within intensity, then escalates', () => {
+  const h = harness([['a']], { maxRestarts: 2, periodMs: 1000 });
+  h.sim.failStarts(Infinity, { workerId: 'a' });
+  exitChild(h, 'a', null, 'SIGKILL');
+  assert.is(h.status(), 'done');
+  const error = h.sup.getSnapshot().output!.error!;
+  assert.instance(error, SupervisorEscalationError);
+  assert.match(String((error.cause as Error & { output: string }).output), /SyntaxError/, 'the boot failure travels as the cause');
   assert.equal(h.sim.alive(), []);
 });
 
@@ -254,14 +266,15 @@ scenario('count_children: specs, active, workers; dynamic children counted', () 
 });
 
 scenario('hanging_restart_loop: STOP still works while a child keeps failing to start', () => {
-  // Each failed start takes 100 ms (start timeout) and the window is 50 ms: intensity is never
+  // Each failed boot takes 100 ms (start timeout) and the window is 50 ms: intensity is never
   // exceeded, so only STOP can end the loop.
   const h = harness([['a'], ['b']], { maxRestarts: 1, periodMs: 50 });
   h.sim.failStarts(Infinity, { workerId: 'b', hang: true });
   exitChild(h, 'b', null, 'SIGKILL');
   for (let i = 0; i < 10; i++) h.sim.advance(100);
-  assert.is(h.state('b'), 'restarting');
-  assert.ok(h.events.filter((e) => e.type === 'child_start_failed').length >= 9, 'it kept trying');
+  const workerB = h.sup.getSnapshot().context.children.find((c) => c.spec.id === 'b')!.ref;
+  assert.is(workerStateName(workerB.getSnapshot().value), 'restarting', 'b never becomes healthy');
+  assert.ok(h.events.filter((e) => e.type === 'child_exited' && e.id === 'b').length >= 9, 'it kept trying');
   assert.is(h.status(), 'active');
   h.sup.send({ type: 'STOP' });
   h.sim.advance(2000);

@@ -135,21 +135,24 @@ test('errors in a row past maxConsecutiveErrors condemn the worker; a success re
   assert.equal(w.sim.alive(), []);
 });
 
-test('request timeout: RequestTimeoutError, the process is killed, a late reply cannot reach the next request', () => {
+test('request timeout: RequestTimeoutError, the process is replaced on the spot, a late reply cannot reach the next request', () => {
   const w = setup({ requestTimeoutMs: 50 });
+  const exits: unknown[] = [];
   w.worker.send({ type: 'START' });
-  const oldPid = w.context().pid;
+  const old = w.sim.processOf('w1')!;
   const t1 = w.exec('slow', 'late');
   w.sim.advance(50);
   const reply = w.last();
   assert.is(reply.ticket, t1);
   assert.instance((reply as { error: Error }).error, RequestTimeoutError);
   assert.is(reply.replaced, true);
-  assert.is(w.state(), 'unhealthy');
-  assert.equal(w.sim.alive(), [], 'the timed-out process is gone, so its late reply can never arrive');
-  w.worker.send({ type: 'START' });
+  assert.not.ok(old.alive, 'the timed-out process is gone, so its late reply can never arrive');
+  assert.is(old.exit!.signal, 'SIGKILL');
+  // A slow handler is not a sick worker: no CHILD.EXITED for the supervisor to count.
+  assert.equal(exits, []);
   assert.is(w.state(), 'healthy');
-  assert.is.not(w.context().pid, oldPid);
+  assert.is.not(w.context().pid, old.pid);
+  assert.is(w.context().generation, 2);
   const t2 = w.exec('echo', 'fresh');
   w.sim.advance(1000);
   assert.equal(w.last(), { type: 'reply', ticket: t2, ok: true, result: 'fresh', workerId: 'w1', replaced: false });
@@ -200,14 +203,17 @@ test('abort in flight: SIGINT interrupts the handler, the worker stays', () => {
 test('abort in flight: a handler that ignores the interrupt is replaced after the grace period', () => {
   const w = setup({ interruptGraceMs: 200 });
   w.worker.send({ type: 'START' });
+  const old = w.sim.processOf('w1')!;
   const t = w.exec('stuck');
   w.worker.send({ type: 'ABORT', ticket: t });
   w.sim.advance(199);
   assert.is(w.state(), 'interrupting');
   w.sim.advance(1);
-  assert.is(w.state(), 'unhealthy');
   assert.is(w.last().replaced, true);
-  assert.equal(w.sim.alive(), []);
+  assert.instance((w.last() as { error: Error }).error, AbortError);
+  assert.not.ok(old.alive);
+  assert.is(w.state(), 'healthy', 'a fresh process took its place');
+  assert.equal(w.sim.alive().length, 1);
 });
 
 test('ABORT for another ticket is ignored', () => {
@@ -269,7 +275,7 @@ test('health check: a ping while idle; an EXECUTE that arrives meanwhile is held
   assert.equal(w.last(), { type: 'reply', ticket: t, ok: true, result: 'held', workerId: 'w1', replaced: false });
 });
 
-test('health check: a late ping marks the worker unhealthy and fails the held request', () => {
+test('health check: a late ping marks the worker unhealthy; the held request goes back to the queue', () => {
   const w = setup({ pingTimeoutMs: 100 }, (sim) => sim.handle('ping', () => ({ pong: true }), { latencyMs: 10 }));
   w.worker.send({ type: 'START' });
   w.sim.advance(10);
@@ -279,7 +285,22 @@ test('health check: a late ping marks the worker unhealthy and fails the held re
   w.sim.advance(100);
   assert.is(w.state(), 'unhealthy');
   assert.match(w.context().failure!.message, /health check within 100 ms/);
-  assert.is(w.last().ticket, t);
+  assert.equal(w.refused, [t], 'it never reached Python: unavailable, not failed');
+  assert.equal(w.replies, []);
+});
+
+test('health check: ABORT of the held request answers it at once and it never runs', () => {
+  const w = setup({}, (sim) => sim.handle('ping', () => ({ pong: true }), { latencyMs: 10 }));
+  w.worker.send({ type: 'START' });
+  w.sim.advance(10);
+  w.worker.send({ type: 'HEALTH_CHECK' });
+  const t = w.exec('echo', 'never');
+  w.worker.send({ type: 'ABORT', ticket: t });
+  assert.instance((w.last() as { error: Error }).error, AbortError);
+  w.sim.advance(10);
+  assert.is(w.state(), 'healthy');
+  assert.is(w.replies.length, 1, 'no second answer: the held request was dropped');
+  assert.is(w.sim.processOf('w1')!.requests, 2, 'two pings, no echo');
 });
 
 test('EXECUTE in a state that cannot serve is refused, not lost', () => {
@@ -341,6 +362,17 @@ test('stop: a process that ignores SIGTERM is SIGKILLed after `shutdown` ms', ()
   assert.not.ok(proc.alive);
   assert.is(proc.exit!.signal, 'SIGKILL');
   assert.is(w.state(), 'stopped');
+});
+
+test('STOP while the start ping is out: the late ping reply is ignored and the worker stops cleanly', () => {
+  const w = setup({}, (sim) => sim.handle('ping', () => ({ pong: true }), { latencyMs: 10 }));
+  w.worker.send({ type: 'START' });
+  assert.is(w.state(), 'initializing');
+  w.worker.send({ type: 'STOP' });
+  w.sim.advance(10);
+  assert.is(w.state(), 'stopped');
+  assert.is(w.context().failure, null, 'no protocol violation recorded');
+  assert.equal(w.sim.alive(), []);
 });
 
 test('a stopped worker can be started again (one_for_all restarts stopped children)', () => {

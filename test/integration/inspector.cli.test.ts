@@ -1,5 +1,5 @@
 /**
- * `pyvisor inspect` as a user runs it: it starts a demo pool of real Python workers under load,
+ * `pyvisor inspect` as a user runs it (src/cli.ts, run through tsx): it starts a demo pool of real Python workers under load,
  * prints the page's URL, kills a worker now and then (here every second) and, on SIGINT,
  * stops everything and exits 0 with no Python process left.
  */
@@ -9,12 +9,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, PidTracker, assertAllDead } from './helpers.js';
 
-const RUNNER = join(ROOT, 'test', 'integration', '_inspect-cli.mts');
+const CLI = join(ROOT, 'src', 'cli.ts');
 const tracker = new PidTracker();
 let child: ChildProcess | null = null;
 
 function startCli(args: string[]) {
-  const proc = spawn(process.execPath, ['--import', 'tsx', RUNNER, 'inspect', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'inspect', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const waiters = new Set<() => void>();

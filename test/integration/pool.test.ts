@@ -140,7 +140,7 @@ test('checkout timeout: PoolTimeoutError when every worker stays busy', async ()
 });
 
 test('request timeout, then a clean next request on the same pool', async () => {
-  const p = await pool({ poolSize: 1 });
+  const p = await pool({ poolSize: 1, maxOverflow: 0 });
   try {
     try {
       await p.execute('sleep', { seconds: 5 }, { timeout: 200 });
@@ -150,6 +150,12 @@ test('request timeout, then a clean next request on the same pool', async () => 
     }
     assert.equal(await p.execute('echo', { clean: true }), { clean: true });
     assert.is(p.workers()[0]!.restarts, 1, 'the timed-out worker was replaced');
+    // A slow handler is not a crash: timeouts never count against restart intensity.
+    for (let i = 0; i < 5; i++) {
+      await p.execute('sleep', { seconds: 5 }, { timeout: 100 }).catch((e) => assert.instance(e, RequestTimeoutError));
+    }
+    assert.not.ok(p.isClosed, 'five timeouts in a row did not escalate');
+    assert.equal(await p.execute('echo', 'still here'), 'still here');
   } finally {
     await p.stop();
   }

@@ -11,6 +11,7 @@ import { supervisorMachine, childrenOf } from '../../machines/supervisor.js';
 import { workerMachine } from '../../machines/worker.js';
 import { createProcessLogic, ProcessRegistry } from '../../src/worker/processActor.js';
 import { resolvePython } from '../../src/transport/python.js';
+import { workerStateName } from '../../src/pool.js';
 import { assertAllDead, ECHO_HANDLERS, isAlive, nextEvent, PidTracker, PYTHON, SYNTAX_ERROR_HANDLERS } from './helpers.js';
 
 const tracker = new PidTracker();
@@ -94,6 +95,8 @@ test('a worker that ignores SIGTERM is SIGKILLed after `shutdown` ms', async () 
   sup.start();
   await waitFor(sup, (s) => childrenOf(s)[0]?.state === 'running', { timeout: 15_000 });
   const ref = sup.getSnapshot().context.children[0]!.ref;
+  // "running" means spawned (OTP's start returns before the slow part of init); wait for healthy.
+  await waitFor(ref, (s: { value: unknown }) => workerStateName(s.value) === 'healthy', { timeout: 15_000 });
   const pid = childrenOf(sup.getSnapshot())[0]!.pid!;
   tracker.add(pid);
   await new Promise<void>((resolve) => {

@@ -114,7 +114,7 @@ test('strings: header widths follow UTF-8 byte length; ASCII fast path and Buffe
     ['', 'a0'], ['x'.repeat(31), 'bf'], ['x'.repeat(32), 'd920'], ['é'.repeat(15), 'be'], ['é'.repeat(16), 'd920'],
     ['x'.repeat(63), 'd93f'], ['x'.repeat(64), 'd940'], ['€'.repeat(85), 'd9ff'], ['€'.repeat(86), 'da0102'],
     ['x'.repeat(4095), 'da0fff'], ['x'.repeat(4096), 'da1000'], ['😀'.repeat(16384), 'db00010000'],
-    ['a'.repeat(10) + 'é', 'ac'],
+    ['a'.repeat(10) + 'é', 'ac'], ['x'.repeat(30000), 'da7530'], ['é'.repeat(1_100_000), 'db002191c0'], ['x'.repeat(1_048_576), 'db00100000'],
   ] as [string, string][]) {
     const b = encode(s);
     assert.is(b.subarray(0, head.length / 2).toString('hex'), head, `header of ${JSON.stringify(s.slice(0, 12))}… (${s.length} chars)`);

@@ -78,6 +78,9 @@ test('frame size limit: refused before anything is sent', () => {
   assert.throws(() => encodeFrame({ b: Buffer.alloc(2000) }, 'args', 1000), (e: unknown) => e instanceof SerializationError && /^args: a value encoding to more than 1000 bytes/.test((e as Error).message));
   assert.throws(() => encodeRequest(1, 'echo', 'x'.repeat(5000), null, 1000), /^args: a request encoding to more than 1000 bytes/);
   assert.is(encodeFrame({ b: Buffer.alloc(10) }, 'args', 1000).length, 4 + 1 + 2 + 2 + 10);
+  // a string whose worst-case size (3 bytes per char) is above the limit but whose real size fits
+  assert.is(encodeFrame('x'.repeat(900), 'args', 1000).length, 4 + 3 + 900);
+  assert.throws(() => encodeFrame('é'.repeat(900), 'args', 1000), /^args: a value encoding to more than 1000 bytes/);
 });
 
 test('nothing is written on failure: the next frame is intact', () => {

@@ -149,16 +149,32 @@ test('linear: a frame spread over many chunks is copied exactly once (1 MiB and 
   assert.equal(tiny, { bytesCopied: 16 * 1024 * 1024, framesCopied: 1 }, 'small chunks: still one copy');
 });
 
-test('linear (timing, generous bound): 16 MiB per byte within 3x of 1 MiB per byte', () => {
-  const time = (size: number) => {
-    const t0 = process.hrtime.bigint();
-    feedLarge(size);
-    return Number(process.hrtime.bigint() - t0) / size;
+test('linear (timing, loose bound): per-byte cost of 16 MiB within 8x of 1 MiB (quadratic would be ~16x)', () => {
+  // The copy count above is the real assertion; this only guards against a quadratic
+  // regression with a bound loose enough for a loaded 2-core machine. Only push() is timed.
+  const prepare = (size: number) => {
+    const all = Buffer.alloc(4 + size, 0x61);
+    all.writeUInt32BE(size, 0);
+    const chunks: Buffer[] = [];
+    for (let o = 0; o < all.length; o += 65536) chunks.push(all.subarray(o, o + 65536));
+    return chunks;
   };
-  time(1024 * 1024); // warm up
-  const a = Math.min(time(1024 * 1024), time(1024 * 1024), time(1024 * 1024));
-  const b = Math.min(time(16 * 1024 * 1024), time(16 * 1024 * 1024));
-  assert.ok(b < a * 3, `16 MiB: ${b.toFixed(2)} ns/byte vs 1 MiB: ${a.toFixed(2)} ns/byte`);
+  const time = (chunks: Buffer[], size: number) => {
+    let got = 0;
+    const reader = new FrameReader({ onFrame: (b) => { got += b.length; }, onError: (e) => { throw e; } });
+    const t0 = process.hrtime.bigint();
+    for (const c of chunks) reader.push(c);
+    const ns = Number(process.hrtime.bigint() - t0);
+    assert.is(got, size);
+    return ns / size;
+  };
+  const small = prepare(1024 * 1024);
+  const large = prepare(16 * 1024 * 1024);
+  time(small, 1024 * 1024);
+  const a = Math.min(time(small, 1024 * 1024), time(small, 1024 * 1024), time(small, 1024 * 1024));
+  const b = Math.min(time(large, 16 * 1024 * 1024), time(large, 16 * 1024 * 1024), time(large, 16 * 1024 * 1024));
+  console.log(`  frame reader: 1 MiB ${a.toFixed(3)} ns/byte, 16 MiB ${b.toFixed(3)} ns/byte`);
+  assert.ok(b < a * 8, `16 MiB: ${b.toFixed(2)} ns/byte vs 1 MiB: ${a.toFixed(2)} ns/byte`);
 });
 
 test('callbacks may close the reader mid-chunk', () => {
