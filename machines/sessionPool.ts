@@ -60,7 +60,12 @@ export interface SessionPoolInput {
   initialWorkers: string[];
 }
 
-export interface SessionPoolContext extends Omit<SessionPoolInput, 'initialWorkers'> {
+/** The pool's fixed settings (SessionPoolInput without the initial workers). */
+export type SessionPoolConfig = Omit<SessionPoolInput, 'initialWorkers'>;
+
+/** Few top-level keys on purpose: see the note on WorkerContext (machines/worker.ts). */
+export interface SessionPoolContext {
+  config: SessionPoolConfig;
   slots: Slot[];
   queue: Waiting[];
   sessions: Record<string, SessionEntry>;
@@ -101,11 +106,11 @@ export function pickWorker(context: SessionPoolContext, sessionId: string | null
   }
   const session = sessionId === null ? undefined : context.sessions[sessionId];
   const home = session?.lastWorker ?? null;
-  if (context.affinity === 'strict' && home !== null) {
+  if (context.config.affinity === 'strict' && home !== null) {
     const slot = context.slots.find((s) => s.id === home);
     return slot?.state === 'idle' ? slot : undefined;
   }
-  if (context.affinity === 'prefer' && home !== null) {
+  if (context.config.affinity === 'prefer' && home !== null) {
     const slot = context.slots.find((s) => s.id === home && s.state === 'idle');
     if (slot) return slot;
   }
@@ -114,8 +119,8 @@ export function pickWorker(context: SessionPoolContext, sessionId: string | null
 }
 
 /** A strict session whose worker died can never be served again: fail it now. */
-function lostPin(context: Pick<SessionPoolContext, 'affinity' | 'sessions'>, sessionId: string | null): string | null {
-  if (context.affinity !== 'strict' || sessionId === null) return null;
+function lostPin(context: Pick<SessionPoolContext, 'config' | 'sessions'>, sessionId: string | null): string | null {
+  if (context.config.affinity !== 'strict' || sessionId === null) return null;
   return context.sessions[sessionId]?.lostWorker ?? null;
 }
 
@@ -170,13 +175,13 @@ function growth(context: SessionPoolContext): { permanent: number; overflow: num
   const starting = context.slots.filter((s) => s.state === 'starting').length;
   // Requests that must run on one worker (targeted, or pinned under strict affinity) wait for it; only the others justify a new one.
   const pinned = (w: Waiting) =>
-    w.workerId !== null || (context.affinity === 'strict' && w.sessionId !== null && !!context.sessions[w.sessionId]?.lastWorker);
+    w.workerId !== null || (context.config.affinity === 'strict' && w.sessionId !== null && !!context.sessions[w.sessionId]?.lastWorker);
   const unserved = context.queue.filter((w) => !pinned(w)).length - starting;
   if (unserved <= 0) return { permanent: 0, overflow: 0 };
   const permanentSlots = context.slots.filter((s) => !s.overflow).length;
-  const permanent = Math.min(unserved, context.poolSize - permanentSlots);
+  const permanent = Math.min(unserved, context.config.poolSize - permanentSlots);
   const overflowSlots = context.slots.filter((s) => s.overflow).length;
-  const overflow = Math.min(unserved - permanent, context.maxOverflow - overflowSlots);
+  const overflow = Math.min(unserved - permanent, context.config.maxOverflow - overflowSlots);
   return { permanent: Math.max(0, permanent), overflow: Math.max(0, overflow) };
 }
 
@@ -240,9 +245,9 @@ export const sessionPoolMachine = setup({
         return;
       }
       const slot = pickWorker(context, sessionId, target);
-      if (!slot && context.queue.length >= context.maxQueue) {
+      if (!slot && context.queue.length >= context.config.maxQueue) {
         // Refused before it was accepted: a session it would have opened is not opened.
-        enqueue.emit({ type: 'rejected', ticket, error: new PoolSaturatedError(context.maxQueue) });
+        enqueue.emit({ type: 'rejected', ticket, error: new PoolSaturatedError(context.config.maxQueue) });
         return;
       }
       let sessions = context.sessions;
@@ -309,7 +314,7 @@ export const sessionPoolMachine = setup({
       }
       for (const sessionId of reported) {
         sessions = resetPin(sessions, sessionId);
-        if (context.sessionTtlMs > 0 && isIdle({ sessions, queue }, sessionId)) armSessionTtl(enqueue, sessionId, context.sessionTtlMs);
+        if (context.config.sessionTtlMs > 0 && isIdle({ sessions, queue }, sessionId)) armSessionTtl(enqueue, sessionId, context.config.sessionTtlMs);
       }
       enqueue.assign({ slots, sessions, queue });
     }),
@@ -324,9 +329,9 @@ export const sessionPoolMachine = setup({
         slots: withSlot(context.slots, slot.id, { state, ticket: null, sessionId: null }),
         sessions: !session ? context.sessions : { ...context.sessions, [sessionId!]: { ...session, active: session.active - 1 } },
       });
-      if (session && context.sessionTtlMs > 0) armSessionTtl(enqueue, sessionId!, context.sessionTtlMs);
+      if (session && context.config.sessionTtlMs > 0) armSessionTtl(enqueue, sessionId!, context.config.sessionTtlMs);
       if (event.workerLost) enqueue.assign(({ context: c }) => ({ sessions: loseWorker(c.sessions, slot.id) }));
-      if (state === 'idle' && slot.overflow) armOverflowIdle(enqueue, slot.id, context.overflowIdleMs);
+      if (state === 'idle' && slot.overflow) armOverflowIdle(enqueue, slot.id, context.config.overflowIdleMs);
     }),
     workerUp: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'WORKER_UP') return;
@@ -336,7 +341,7 @@ export const sessionPoolMachine = setup({
         enqueue.assign({ slots: [...context.slots, { id: event.workerId, overflow: false, state: 'idle', ticket: null, sessionId: null }] });
       } else if (slot.state === 'starting' || slot.state === 'down') {
         enqueue.assign({ slots: withSlot(context.slots, slot.id, { state: 'idle' }) });
-        if (slot.overflow) armOverflowIdle(enqueue, slot.id, context.overflowIdleMs);
+        if (slot.overflow) armOverflowIdle(enqueue, slot.id, context.config.overflowIdleMs);
       }
     }),
     workerDown: enqueueActions(({ context, event, enqueue }) => {
@@ -381,9 +386,9 @@ export const sessionPoolMachine = setup({
       const slot = context.slots.find((s) => s.id === event.workerId);
       if (!slot || slot.state !== 'idle') return;
       // Under strict affinity a worker that still holds a pinned session is kept: retiring it would lose that session.
-      if (context.affinity === 'strict' && Object.values(context.sessions).some((s) => s.lastWorker === slot.id)) {
+      if (context.config.affinity === 'strict' && Object.values(context.sessions).some((s) => s.lastWorker === slot.id)) {
         // Look again later: once the session ends or expires, the worker can go.
-        armOverflowIdle(enqueue, slot.id, context.overflowIdleMs);
+        armOverflowIdle(enqueue, slot.id, context.config.overflowIdleMs);
         return;
       }
       enqueue.assign({ slots: withSlot(context.slots, slot.id, { state: 'retiring' }) });
@@ -414,13 +419,15 @@ export const sessionPoolMachine = setup({
 }).createMachine({
   id: 'sessionPool',
   context: ({ input }) => ({
-    poolSize: input.poolSize,
-    maxOverflow: input.maxOverflow,
-    maxQueue: input.maxQueue,
-    affinity: input.affinity,
-    lazy: input.lazy,
-    overflowIdleMs: input.overflowIdleMs,
-    sessionTtlMs: input.sessionTtlMs,
+    config: {
+      poolSize: input.poolSize,
+      maxOverflow: input.maxOverflow,
+      maxQueue: input.maxQueue,
+      affinity: input.affinity,
+      lazy: input.lazy,
+      overflowIdleMs: input.overflowIdleMs,
+      sessionTtlMs: input.sessionTtlMs,
+    },
     slots: input.initialWorkers.map((id) => ({ id, overflow: false, state: 'starting' as SlotState, ticket: null, sessionId: null })),
     queue: [],
     sessions: {},
@@ -463,8 +470,8 @@ function armOverflowIdle(enqueue: Enqueue, workerId: string, idleMs: number): vo
 
 /** A request left the queue unserved (deadline, abort): if its session is now idle, its TTL runs. */
 function idleAfterLeaving(enqueue: Enqueue, context: SessionPoolContext, sessionId: string | null): void {
-  if (sessionId === null || context.sessionTtlMs <= 0 || !isIdle(context, sessionId)) return;
-  armSessionTtl(enqueue, sessionId, context.sessionTtlMs);
+  if (sessionId === null || context.config.sessionTtlMs <= 0 || !isIdle(context, sessionId)) return;
+  armSessionTtl(enqueue, sessionId, context.config.sessionTtlMs);
 }
 
 function forgetSession(sessions: Record<string, SessionEntry>, sessionId: string): Record<string, SessionEntry> {

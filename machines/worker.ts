@@ -82,7 +82,8 @@ export type WorkerEmitted =
   /** EXECUTE reached the worker in a state that cannot serve it; the caller should queue it again. */
   | { type: 'unavailable'; ticket: number; workerId: string };
 
-export interface WorkerContext {
+/** Fixed for the worker's life. */
+export interface WorkerConfig {
   workerId: string;
   requestTimeoutMs: number;
   startTimeoutMs: number;
@@ -91,9 +92,38 @@ export interface WorkerContext {
   interruptGraceMs: number;
   maxConsecutiveErrors: number;
   recycleAfterRequests: number;
-  pid: number | null;
+}
+
+export interface WorkerStats {
+  requests: number;
+  /** Requests served by the current process (recycling counts these). */
+  processRequests: number;
+  errors: number;
+  consecutiveErrors: number;
+  restarts: number;
+}
+
+/** What is known about the current process and the worker's last failure. */
+export interface WorkerInfo {
   python: string | null;
   codec: string | null;
+  lastExit: ExitInfo | null;
+  /** Why the worker last left `live` against its will, or failed to start. */
+  failure: PyvisorError | null;
+  /** The OTP exit reason reported for that departure. */
+  exitReason: ExitReason;
+  /** The supervisor awaits CHILD.STARTED / CHILD.START_FAILED. */
+  startPending: boolean;
+}
+
+/**
+ * Few top-level keys on purpose: every assign copies the context with Object.assign, and on
+ * V8 a copy of an object with ~20 keys falls into dictionary mode and costs ~10 µs — more than
+ * a whole request. Grouped, the per-request copies stay in the ~100 ns range.
+ */
+export interface WorkerContext {
+  config: WorkerConfig;
+  pid: number | null;
   /** Process incarnation: 1 for the first, +1 per (re)start. Also what `restarting` keys on. */
   generation: number;
   /** Next frame id. Never reused within a worker, so a late reply can be recognised as stale. */
@@ -102,19 +132,8 @@ export interface WorkerContext {
   inflight: Inflight | null;
   /** An EXECUTE that arrived while a health ping was out; served when the ping returns. */
   pending: ExecuteEvent | null;
-  requests: number;
-  /** Requests served by the current process (recycling counts these). */
-  processRequests: number;
-  errors: number;
-  consecutiveErrors: number;
-  restarts: number;
-  lastExit: ExitInfo | null;
-  /** Why the worker last left `live` against its will, or failed to start. */
-  failure: PyvisorError | null;
-  /** The OTP exit reason reported for that departure. */
-  exitReason: ExitReason;
-  /** The supervisor awaits CHILD.STARTED / CHILD.START_FAILED. */
-  startPending: boolean;
+  stats: WorkerStats;
+  info: WorkerInfo;
 }
 
 const DEFAULTS = {
@@ -156,11 +175,11 @@ export const workerMachine = setup({
     pythonProcess: undefined as unknown as CallbackActorLogic<ProcessCommand, ProcessActorInput>,
   },
   delays: {
-    requestTimeout: ({ context }) => context.inflight?.timeoutMs ?? context.requestTimeoutMs,
-    startTimeout: ({ context }) => context.startTimeoutMs,
-    pingTimeout: ({ context }) => context.pingTimeoutMs,
-    shutdownTimeout: ({ context }) => (typeof context.shutdown === 'number' ? context.shutdown : FOREVER_MS),
-    interruptGrace: ({ context }) => context.interruptGraceMs,
+    requestTimeout: ({ context }) => context.inflight?.timeoutMs ?? context.config.requestTimeoutMs,
+    startTimeout: ({ context }) => context.config.startTimeoutMs,
+    pingTimeout: ({ context }) => context.config.pingTimeoutMs,
+    shutdownTimeout: ({ context }) => (typeof context.config.shutdown === 'number' ? context.config.shutdown : FOREVER_MS),
+    interruptGrace: ({ context }) => context.config.interruptGraceMs,
   },
   guards: {
     isRestart: ({ context }) => context.generation > 1,
@@ -172,12 +191,12 @@ export const workerMachine = setup({
     hasPending: ({ context }) => context.pending !== null,
     // Evaluated on the reply that would be counted next, so the decision needs no extra microstep.
     replyCrossesErrorLimit: ({ context, event }) =>
-      event.type === 'PROC.REPLY' && event.id === context.inflight?.id && !event.ok && context.consecutiveErrors + 1 >= context.maxConsecutiveErrors,
+      event.type === 'PROC.REPLY' && event.id === context.inflight?.id && !event.ok && context.stats.consecutiveErrors + 1 >= context.config.maxConsecutiveErrors,
     replyMakesRecycleDue: ({ context, event }) =>
-      event.type === 'PROC.REPLY' && event.id === context.inflight?.id && context.recycleAfterRequests > 0 && context.processRequests + 1 >= context.recycleAfterRequests,
+      event.type === 'PROC.REPLY' && event.id === context.inflight?.id && context.config.recycleAfterRequests > 0 && context.stats.processRequests + 1 >= context.config.recycleAfterRequests,
     isPendingTicket: ({ context, event }) => event.type === 'ABORT' && event.ticket === context.pending?.ticket,
-    isBrutalKill: ({ context }) => context.shutdown === 'brutal_kill',
-    hasShutdownTimeout: ({ context }) => typeof context.shutdown === 'number',
+    isBrutalKill: ({ context }) => context.config.shutdown === 'brutal_kill',
+    hasShutdownTimeout: ({ context }) => typeof context.config.shutdown === 'number',
   },
   actions: {
     beginGeneration: assign(({ context }) => ({
@@ -185,11 +204,10 @@ export const workerMachine = setup({
       pid: null,
       pingId: null,
       inflight: null,
-      processRequests: 0,
-      consecutiveErrors: 0,
+      stats: { ...context.stats, processRequests: 0, consecutiveErrors: 0 },
     })),
-    markStartPending: assign({ startPending: true }),
-    countRestart: assign(({ context }) => ({ restarts: context.restarts + 1 })),
+    markStartPending: assign(({ context }) => ({ info: { ...context.info, startPending: true } })),
+    countRestart: assign(({ context }) => ({ stats: { ...context.stats, restarts: context.stats.restarts + 1 } })),
     /**
      * OTP's start returns once the child exists; slow initialisation (interpreter start, handler
      * imports, the first ping) continues after it, like a gen_server's handle_continue. So the
@@ -197,12 +215,12 @@ export const workerMachine = setup({
      */
     acknowledgeSpawn: assign(({ context, event, self }) => {
       const pid = event.type === 'PROC.SPAWNED' ? event.pid : context.pid;
-      if (context.startPending) report(self, { type: 'CHILD.STARTED', id: context.workerId, pid });
-      return { pid, startPending: false };
+      if (context.info.startPending) report(self, { type: 'CHILD.STARTED', id: context.config.workerId, pid });
+      return { pid, info: { ...context.info, startPending: false } };
     }),
-    recordReady: assign(({ event }) => {
+    recordReady: assign(({ context, event }) => {
       if (event.type !== 'PROC.READY') return {};
-      return { pid: event.pid, python: event.python, codec: event.codec };
+      return { pid: event.pid, info: { ...context.info, python: event.python, codec: event.codec } };
     }),
     sendPing: enqueueActions(({ context, enqueue }) => {
       const id = context.nextId;
@@ -211,8 +229,8 @@ export const workerMachine = setup({
     }),
     clearPing: assign({ pingId: null }),
     reportStarted: assign(({ context, self }) => {
-      if (context.startPending) report(self, { type: 'CHILD.STARTED', id: context.workerId, pid: context.pid });
-      return { startPending: false, failure: null };
+      if (context.info.startPending) report(self, { type: 'CHILD.STARTED', id: context.config.workerId, pid: context.pid });
+      return { info: { ...context.info, startPending: false, failure: null } };
     }),
     dispatch: enqueueActions(({ context, event, enqueue }) => {
       const exec = event.type === 'EXECUTE' ? event : context.pending;
@@ -222,7 +240,7 @@ export const workerMachine = setup({
         ticket: exec.ticket,
         id,
         cmd: exec.cmd,
-        timeoutMs: exec.timeoutMs ?? context.requestTimeoutMs,
+        timeoutMs: exec.timeoutMs ?? context.config.requestTimeoutMs,
       };
       enqueue.sendTo('process', { type: 'SEND', id, cmd: exec.cmd, args: exec.args, session: exec.session } satisfies ProcessCommand);
       enqueue.assign({ inflight, pending: null, nextId: id + 1 });
@@ -233,22 +251,26 @@ export const workerMachine = setup({
       const inflight = context.inflight!;
       if (event.type !== 'PROC.REPLY') return;
       if (event.ok) {
-        enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: true, result: event.result, workerId: context.workerId, replaced: false });
+        enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: true, result: event.result, workerId: context.config.workerId, replaced: false });
       } else {
         const error = new PythonError(event.error.type, event.error.message, event.error.traceback, inflight.cmd);
-        enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId: context.workerId, replaced: false });
+        enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId: context.config.workerId, replaced: false });
       }
+      const stats = context.stats;
       enqueue.assign({
         inflight: null,
-        requests: context.requests + 1,
-        processRequests: context.processRequests + 1,
-        errors: context.errors + (event.ok ? 0 : 1),
-        consecutiveErrors: event.ok ? 0 : context.consecutiveErrors + 1,
+        stats: {
+          requests: stats.requests + 1,
+          processRequests: stats.processRequests + 1,
+          errors: stats.errors + (event.ok ? 0 : 1),
+          consecutiveErrors: event.ok ? 0 : stats.consecutiveErrors + 1,
+          restarts: stats.restarts,
+        },
       });
     }),
     answerSendFailure: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'PROC.SEND_FAILED' || !context.inflight) return;
-      enqueue.emit({ type: 'reply', ticket: context.inflight.ticket, ok: false, error: event.error, workerId: context.workerId, replaced: false });
+      enqueue.emit({ type: 'reply', ticket: context.inflight.ticket, ok: false, error: event.error, workerId: context.config.workerId, replaced: false });
     }),
     clearInflight: assign({ inflight: null }),
     failInflight: enqueueActions(({ context, enqueue }) => {
@@ -259,38 +281,38 @@ export const workerMachine = setup({
     }),
     /** A request held during a health ping never reached Python: it goes back to the queue. */
     returnPending: enqueueActions(({ context, enqueue }) => {
-      if (context.pending) enqueue.emit({ type: 'unavailable', ticket: context.pending.ticket, workerId: context.workerId });
+      if (context.pending) enqueue.emit({ type: 'unavailable', ticket: context.pending.ticket, workerId: context.config.workerId });
       enqueue.assign({ pending: null });
     }),
     abortPending: enqueueActions(({ context, enqueue }) => {
       const error = new AbortError('the request was aborted before it ran');
-      enqueue.emit({ type: 'reply', ticket: context.pending!.ticket, ok: false, error, workerId: context.workerId, replaced: false });
+      enqueue.emit({ type: 'reply', ticket: context.pending!.ticket, ok: false, error, workerId: context.config.workerId, replaced: false });
       enqueue.assign({ pending: null });
     }),
     clearWork: assign({ inflight: null, pending: null }),
     answerTimeout: enqueueActions(({ context, enqueue }) => {
       const inflight = context.inflight!;
-      const error = new RequestTimeoutError(inflight.cmd, inflight.timeoutMs, context.workerId);
-      enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId: context.workerId, replaced: true });
+      const error = new RequestTimeoutError(inflight.cmd, inflight.timeoutMs, context.config.workerId);
+      enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId: context.config.workerId, replaced: true });
     }),
     answerAborted: enqueueActions(({ context, enqueue }) => {
       const error = new AbortError('the request was aborted while it ran');
-      enqueue.emit({ type: 'reply', ticket: context.inflight!.ticket, ok: false, error, workerId: context.workerId, replaced: false });
+      enqueue.emit({ type: 'reply', ticket: context.inflight!.ticket, ok: false, error, workerId: context.config.workerId, replaced: false });
     }),
     answerAbortedReplaced: enqueueActions(({ context, enqueue }) => {
       const error = new AbortError('the request was aborted while it ran; its worker did not answer the interrupt and is replaced');
-      enqueue.emit({ type: 'reply', ticket: context.inflight!.ticket, ok: false, error, workerId: context.workerId, replaced: true });
+      enqueue.emit({ type: 'reply', ticket: context.inflight!.ticket, ok: false, error, workerId: context.config.workerId, replaced: true });
     }),
     refuse: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type === 'EXECUTE') enqueue.emit({ type: 'unavailable', ticket: event.ticket, workerId: context.workerId });
+      if (event.type === 'EXECUTE') enqueue.emit({ type: 'unavailable', ticket: event.ticket, workerId: context.config.workerId });
     }),
     condemnForPing: condemn(({ context, event }) =>
       event.type === 'PROC.REPLY' && !event.ok
         ? new PythonError(event.error.type, event.error.message, event.error.traceback, 'ping')
-        : new WorkerCrashedError(context.workerId, context.pid ?? undefined, NO_EXIT, `did not answer a health check within ${context.pingTimeoutMs} ms`),
+        : new WorkerCrashedError(context.config.workerId, context.pid ?? undefined, NO_EXIT, `did not answer a health check within ${context.config.pingTimeoutMs} ms`),
     ),
     condemnForErrors: condemn(({ context }) =>
-      new WorkerCrashedError(context.workerId, context.pid ?? undefined, NO_EXIT, `raised ${context.consecutiveErrors} errors in a row`),
+      new WorkerCrashedError(context.config.workerId, context.pid ?? undefined, NO_EXIT, `raised ${context.stats.consecutiveErrors} errors in a row`),
     ),
     condemnForProtocol: condemn(({ event }) =>
       event.type === 'PROC.PROTOCOL_ERROR'
@@ -299,11 +321,8 @@ export const workerMachine = setup({
     ),
     recordExit: assign(({ context, event }) => {
       if (event.type !== 'PROC.EXIT') return {};
-      return {
-        lastExit: event.exit,
-        exitReason: exitReason(event.exit),
-        failure: new WorkerCrashedError(context.workerId, context.pid ?? undefined, event.exit),
-      };
+      const failure = new WorkerCrashedError(context.config.workerId, context.pid ?? undefined, event.exit);
+      return { info: { ...context.info, lastExit: event.exit, exitReason: exitReason(event.exit), failure } };
     }),
     recordStartFailure: assign(({ context, event }) => {
       let failure: PyvisorError;
@@ -311,65 +330,58 @@ export const workerMachine = setup({
         failure =
           event.startError ??
           new WorkerStartError(
-            context.workerId,
-            context.python ?? 'python',
+            context.config.workerId,
+            context.info.python ?? 'python',
             event.exit.signal ? `killed by ${event.exit.signal} during start` : `exited with code ${event.exit.code} during start`,
             event.exit.stderrTail.join('\n'),
           );
-        return { failure, lastExit: event.exit };
+        return { info: { ...context.info, failure, lastExit: event.exit } };
       }
       if (event.type === 'PROC.REPLY' && !event.ok) {
-        failure = new WorkerStartError(context.workerId, context.python ?? 'python', `start ping failed: ${event.error.type}: ${event.error.message}`);
+        failure = new WorkerStartError(context.config.workerId, context.info.python ?? 'python', `start ping failed: ${event.error.type}: ${event.error.message}`);
       } else if (event.type === 'PROC.PROTOCOL_ERROR') {
-        failure = new WorkerStartError(context.workerId, context.python ?? 'python', 'protocol error during start', '', { cause: event.error });
+        failure = new WorkerStartError(context.config.workerId, context.info.python ?? 'python', 'protocol error during start', '', { cause: event.error });
       } else {
-        failure = new WorkerStartError(context.workerId, context.python ?? 'python', `not ready within ${context.startTimeoutMs} ms`);
+        failure = new WorkerStartError(context.config.workerId, context.info.python ?? 'python', `not ready within ${context.config.startTimeoutMs} ms`);
       }
-      return { failure };
+      return { info: { ...context.info, failure } };
     }),
     reportStartFailed: assign(({ context, self }) => {
-      if (context.startPending) report(self, { type: 'CHILD.START_FAILED', id: context.workerId, error: context.failure! });
-      else report(self, { type: 'CHILD.EXITED', id: context.workerId, reason: { abnormal: context.failure!.message }, error: context.failure! });
-      return { startPending: false };
+      if (context.info.startPending) report(self, { type: 'CHILD.START_FAILED', id: context.config.workerId, error: context.info.failure! });
+      else report(self, { type: 'CHILD.EXITED', id: context.config.workerId, reason: { abnormal: context.info.failure!.message }, error: context.info.failure! });
+      return { info: { ...context.info, startPending: false } };
     }),
     reportExit: ({ context, self }) => {
-      report(self, { type: 'CHILD.EXITED', id: context.workerId, reason: context.exitReason, error: context.failure ?? undefined });
+      report(self, { type: 'CHILD.EXITED', id: context.config.workerId, reason: context.info.exitReason, error: context.info.failure ?? undefined });
     },
-    reportStopped: ({ context, self }) => report(self, { type: 'CHILD.STOPPED', id: context.workerId }),
+    reportStopped: ({ context, self }) => report(self, { type: 'CHILD.STOPPED', id: context.config.workerId }),
     signalTerm: enqueueActions(({ context, enqueue }) => {
       // brutal_kill skips the courtesy: leaving `live` disposes the process actor, which SIGKILLs.
-      if (context.shutdown !== 'brutal_kill') enqueue.sendTo('process', { type: 'SIGNAL', signal: 'SIGTERM' } satisfies ProcessCommand);
+      if (context.config.shutdown !== 'brutal_kill') enqueue.sendTo('process', { type: 'SIGNAL', signal: 'SIGTERM' } satisfies ProcessCommand);
     }),
     signalInterrupt: sendTo('process', { type: 'SIGNAL', signal: 'SIGINT' } satisfies ProcessCommand),
   },
 }).createMachine({
   id: 'worker',
   context: ({ input }) => ({
-    workerId: input.workerId,
-    requestTimeoutMs: input.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
-    startTimeoutMs: input.startTimeoutMs ?? DEFAULTS.startTimeoutMs,
-    pingTimeoutMs: input.pingTimeoutMs ?? DEFAULTS.pingTimeoutMs,
-    shutdown: input.shutdown ?? DEFAULTS.shutdown,
-    interruptGraceMs: input.interruptGraceMs ?? DEFAULTS.interruptGraceMs,
-    maxConsecutiveErrors: input.maxConsecutiveErrors ?? DEFAULTS.maxConsecutiveErrors,
-    recycleAfterRequests: input.recycleAfterRequests ?? DEFAULTS.recycleAfterRequests,
+    config: {
+      workerId: input.workerId,
+      requestTimeoutMs: input.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+      startTimeoutMs: input.startTimeoutMs ?? DEFAULTS.startTimeoutMs,
+      pingTimeoutMs: input.pingTimeoutMs ?? DEFAULTS.pingTimeoutMs,
+      shutdown: input.shutdown ?? DEFAULTS.shutdown,
+      interruptGraceMs: input.interruptGraceMs ?? DEFAULTS.interruptGraceMs,
+      maxConsecutiveErrors: input.maxConsecutiveErrors ?? DEFAULTS.maxConsecutiveErrors,
+      recycleAfterRequests: input.recycleAfterRequests ?? DEFAULTS.recycleAfterRequests,
+    },
     pid: null,
-    python: null,
-    codec: null,
     generation: 0,
     nextId: 1,
     pingId: null,
     inflight: null,
     pending: null,
-    requests: 0,
-    processRequests: 0,
-    errors: 0,
-    consecutiveErrors: 0,
-    restarts: 0,
-    lastExit: null,
-    failure: null,
-    exitReason: 'normal',
-    startPending: false,
+    stats: { requests: 0, processRequests: 0, errors: 0, consecutiveErrors: 0, restarts: 0 },
+    info: { python: null, codec: null, lastExit: null, failure: null, exitReason: 'normal', startPending: false },
   }),
   initial: 'idle',
   on: {
@@ -388,7 +400,7 @@ export const workerMachine = setup({
       invoke: {
         id: 'process',
         src: 'pythonProcess',
-        input: ({ context }) => ({ workerId: context.workerId, generation: context.generation }),
+        input: ({ context }) => ({ workerId: context.config.workerId, generation: context.generation }),
       },
       initial: 'boot',
       on: {
@@ -534,7 +546,7 @@ function bootState() {
 function condemn(why: (args: { context: WorkerContext; event: WorkerEvent }) => PyvisorError) {
   return assign<WorkerContext, WorkerEvent, undefined, WorkerEvent, never>((args) => {
     const failure = why(args);
-    return { failure, exitReason: { abnormal: failure.message } as ExitReason };
+    return { info: { ...args.context.info, failure, exitReason: { abnormal: failure.message } as ExitReason } };
   });
 }
 
@@ -543,8 +555,8 @@ function failureReply(context: WorkerContext, ticket: number): WorkerEmitted {
     type: 'reply',
     ticket,
     ok: false,
-    error: context.failure ?? new WorkerCrashedError(context.workerId, context.pid ?? undefined, context.lastExit ?? NO_EXIT),
-    workerId: context.workerId,
+    error: context.info.failure ?? new WorkerCrashedError(context.config.workerId, context.pid ?? undefined, context.info.lastExit ?? NO_EXIT),
+    workerId: context.config.workerId,
     replaced: true,
   };
 }

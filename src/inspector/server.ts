@@ -387,7 +387,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
           state: valuePath(sp?.value),
           queue: spc.queue?.length ?? 0,
           sessions: spc.sessions ? Object.keys(spc.sessions).length : 0,
-          affinity: spc.affinity ?? null,
+          affinity: (spc as { config?: { affinity?: string } }).config?.affinity ?? null,
           slots: (spc.slots ?? []).map((s) => ({ id: s.id, state: s.state, overflow: s.overflow })),
         },
         {
@@ -399,7 +399,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
           maxRestarts: supc.maxRestarts ?? null,
           periodMs: supc.periodMs ?? null,
           recentRestarts: supc.recentRestarts ?? 0,
-          maxOverflow: spc.maxOverflow ?? null,
+          maxOverflow: (spc as { config?: { maxOverflow?: number } }).config?.maxOverflow ?? null,
           children: (supc.children ?? []).map((c) => ({
             id: c.spec.id,
             restart: c.spec.restart,

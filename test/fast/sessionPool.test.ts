@@ -71,22 +71,17 @@ function describe(e: SessionPoolEmitted): string {
 
 // ---- pickWorker ---------------------------------------------------------------------------
 
-function ctx(partial: Partial<SessionPoolContext>): SessionPoolContext {
+function ctx(partial: Partial<SessionPoolContext> & { affinity?: SessionPoolContext['config']['affinity'] }): SessionPoolContext {
+  const { affinity = 'prefer', ...rest } = partial;
   return {
-    poolSize: 2,
-    maxOverflow: 1,
-    maxQueue: 10,
-    affinity: 'prefer',
-    lazy: false,
-    overflowIdleMs: 1000,
-    sessionTtlMs: 0,
+    config: { poolSize: 2, maxOverflow: 1, maxQueue: 10, affinity, lazy: false, overflowIdleMs: 1000, sessionTtlMs: 0 },
     slots: [],
     queue: [],
     sessions: {},
     nextPermanent: 3,
     nextOverflow: 1,
     closed: false,
-    ...partial,
+    ...rest,
   };
 }
 

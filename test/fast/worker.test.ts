@@ -67,8 +67,8 @@ test('a failed start ping is a start failure', () => {
   );
   w.worker.send({ type: 'START' });
   assert.is(w.state(), 'unhealthy');
-  assert.instance(w.context().failure, WorkerStartError);
-  assert.match(w.context().failure!.message, /not today/);
+  assert.instance(w.context().info.failure, WorkerStartError);
+  assert.match(w.context().info.failure!.message, /not today/);
   assert.equal(w.sim.alive(), [], 'the process of a failed start is killed');
 });
 
@@ -79,14 +79,14 @@ test('start timeout: a process that never becomes ready is a start failure', () 
   assert.is(w.state(), 'initializing');
   w.sim.advance(1);
   assert.is(w.state(), 'unhealthy');
-  assert.match(w.context().failure!.message, /not ready within 500 ms/);
+  assert.match(w.context().info.failure!.message, /not ready within 500 ms/);
   assert.equal(w.sim.alive(), []);
 });
 
 test('a process that exits during start carries its stderr into WorkerStartError', () => {
   const w = setup({}, (sim) => sim.failStarts(1, { code: 3, stderr: ['Traceback (most recent call last):', 'SyntaxError: bad'] }));
   w.worker.send({ type: 'START' });
-  const failure = w.context().failure as WorkerStartError;
+  const failure = w.context().info.failure as WorkerStartError;
   assert.instance(failure, WorkerStartError);
   assert.match(failure.output, /SyntaxError: bad/);
   assert.match(failure.message, /exited with code 3/);
@@ -100,7 +100,7 @@ test('busy ⇄ healthy: a request ends in its reply', () => {
   w.sim.advance(100);
   assert.is(w.state(), 'healthy');
   assert.equal(w.last(), { type: 'reply', ticket: t, ok: true, result: { x: 1 }, workerId: 'w1', replaced: false });
-  assert.is(w.context().requests, 1);
+  assert.is(w.context().stats.requests, 1);
 });
 
 test('a Python error is a PythonError reply and the worker stays', () => {
@@ -117,7 +117,7 @@ test('a Python error is a PythonError reply and the worker stays', () => {
   assert.match(error.traceback, /ValueError: boom/);
   assert.is(w.state(), 'healthy');
   assert.is(w.context().pid, pid);
-  assert.is(w.context().errors, 1);
+  assert.is(w.context().stats.errors, 1);
 });
 
 test('errors in a row past maxConsecutiveErrors condemn the worker; a success resets the count', () => {
@@ -131,7 +131,7 @@ test('errors in a row past maxConsecutiveErrors condemn the worker; a success re
   assert.is(w.state(), 'healthy');
   w.exec('raise', { message: '5' });
   assert.is(w.state(), 'unhealthy');
-  assert.match(w.context().failure!.message, /3 errors in a row/);
+  assert.match(w.context().info.failure!.message, /3 errors in a row/);
   assert.equal(w.sim.alive(), []);
 });
 
@@ -184,7 +184,7 @@ test('crash under a request: WorkerCrashedError with exit code, signal and stder
   const killed = (w.last() as { error: WorkerCrashedError }).error;
   assert.is(killed.signal, 'SIGKILL');
   assert.match(killed.message, /killed by SIGKILL/);
-  assert.is(w.context().restarts, 1);
+  assert.is(w.context().stats.restarts, 1);
 });
 
 test('abort in flight: SIGINT interrupts the handler, the worker stays', () => {
@@ -247,7 +247,7 @@ test('a reply with an unknown id is a protocol violation: the worker is condemne
   const t = w.exec('hang');
   w.worker.send({ type: 'PROC.REPLY', id: 12345, ok: true, result: null });
   assert.is(w.state(), 'unhealthy');
-  assert.instance(w.context().failure, ProtocolError);
+  assert.instance(w.context().info.failure, ProtocolError);
   assert.is(w.last().ticket, t);
   assert.instance((w.last() as { error: Error }).error, ProtocolError);
   assert.equal(w.sim.alive(), []);
@@ -258,7 +258,7 @@ test('a protocol error from the transport condemns the worker', () => {
   w.worker.send({ type: 'START' });
   w.sim.corrupt('w1', 'garbage bytes');
   assert.is(w.state(), 'unhealthy');
-  assert.match(w.context().failure!.message, /garbage bytes/);
+  assert.match(w.context().info.failure!.message, /garbage bytes/);
 });
 
 test('health check: a ping while idle; an EXECUTE that arrives meanwhile is held, then served', () => {
@@ -284,7 +284,7 @@ test('health check: a late ping marks the worker unhealthy; the held request goe
   const t = w.exec('echo');
   w.sim.advance(100);
   assert.is(w.state(), 'unhealthy');
-  assert.match(w.context().failure!.message, /health check within 100 ms/);
+  assert.match(w.context().info.failure!.message, /health check within 100 ms/);
   assert.equal(w.refused, [t], 'it never reached Python: unavailable, not failed');
   assert.equal(w.replies, []);
 });
@@ -323,7 +323,7 @@ test('recycle after N requests: a new process, no restart counted, no request lo
   assert.is(w.state(), 'healthy');
   assert.is.not(w.context().pid, first, 'replaced after its second request');
   assert.is(w.context().generation, 2);
-  assert.is(w.context().restarts, 0);
+  assert.is(w.context().stats.restarts, 0);
   assert.equal(w.replies.map((r) => r.ok), [true, true]);
   assert.equal(w.sim.alive().length, 1);
 });
@@ -371,7 +371,7 @@ test('STOP while the start ping is out: the late ping reply is ignored and the w
   w.worker.send({ type: 'STOP' });
   w.sim.advance(10);
   assert.is(w.state(), 'stopped');
-  assert.is(w.context().failure, null, 'no protocol violation recorded');
+  assert.is(w.context().info.failure, null, 'no protocol violation recorded');
   assert.equal(w.sim.alive(), []);
 });
 
