@@ -407,6 +407,21 @@ _i32 = struct.Struct(">i").unpack_from
 _i64 = struct.Struct(">q").unpack_from
 _f32 = struct.Struct(">f").unpack_from
 _f64 = struct.Struct(">d").unpack_from
+_u8 = struct.Struct(">B").unpack_from
+
+# Type bytes of fixed-width scalars: (name for errors, payload bytes, unpacker).
+_FIXED_WIDTH = {
+    0xCA: ("float32", 4, _f32), 0xCB: ("float64", 8, _f64),
+    0xCC: ("uint8", 1, _u8), 0xCD: ("uint16", 2, _u16), 0xCE: ("uint32", 4, _u32), 0xCF: ("uint64", 8, _u64),
+    0xD0: ("int8", 1, _i8), 0xD1: ("int16", 2, _i16), 0xD2: ("int32", 4, _i32), 0xD3: ("int64", 8, _i64),
+}
+# Type bytes of length-prefixed values: (kind, length bytes, length unpacker).
+_SIZED = {
+    0xC4: ("bin", 1, _u8), 0xC5: ("bin", 2, _u16), 0xC6: ("bin", 4, _u32),
+    0xD9: ("str", 1, _u8), 0xDA: ("str", 2, _u16), 0xDB: ("str", 4, _u32),
+    0xDC: ("array", 2, _u16), 0xDD: ("array", 4, _u32),
+    0xDE: ("map", 2, _u16), 0xDF: ("map", 4, _u32),
+}
 
 
 def _truncated(what, pos):
@@ -453,84 +468,29 @@ def _unpack(data, pos, end, depth):
         return False, pos
     if b == 0xC3:
         return True, pos
-    if b == 0xCB:
-        if pos + 8 > end:
-            raise _truncated("float64", pos)
-        return _f64(data, pos)[0], pos + 8
-    if b == 0xCC:
-        if pos + 1 > end:
-            raise _truncated("uint8", pos)
-        return data[pos], pos + 1
-    if b == 0xCD:
-        if pos + 2 > end:
-            raise _truncated("uint16", pos)
-        return _u16(data, pos)[0], pos + 2
-    if b == 0xCE:
-        if pos + 4 > end:
-            raise _truncated("uint32", pos)
-        return _u32(data, pos)[0], pos + 4
-    if b == 0xCF:
-        if pos + 8 > end:
-            raise _truncated("uint64", pos)
-        return _u64(data, pos)[0], pos + 8
-    if b == 0xD0:
-        if pos + 1 > end:
-            raise _truncated("int8", pos)
-        return _i8(data, pos)[0], pos + 1
-    if b == 0xD1:
-        if pos + 2 > end:
-            raise _truncated("int16", pos)
-        return _i16(data, pos)[0], pos + 2
-    if b == 0xD2:
-        if pos + 4 > end:
-            raise _truncated("int32", pos)
-        return _i32(data, pos)[0], pos + 4
-    if b == 0xD3:
-        if pos + 8 > end:
-            raise _truncated("int64", pos)
-        return _i64(data, pos)[0], pos + 8
-    if b == 0xCA:
-        if pos + 4 > end:
-            raise _truncated("float32", pos)
-        return _f32(data, pos)[0], pos + 4
-    if b == 0xD9:
-        if pos + 1 > end:
-            raise _truncated("str8 length", pos)
-        return _str(data, pos + 1, data[pos], end)
-    if b == 0xDA:
-        if pos + 2 > end:
-            raise _truncated("str16 length", pos)
-        return _str(data, pos + 2, _u16(data, pos)[0], end)
-    if b == 0xDB:
-        if pos + 4 > end:
-            raise _truncated("str32 length", pos)
-        return _str(data, pos + 4, _u32(data, pos)[0], end)
-    if b == 0xC4 or b == 0xC5 or b == 0xC6:
-        w = 1 if b == 0xC4 else (2 if b == 0xC5 else 4)
-        if pos + w > end:
-            raise _truncated("bin length", pos)
-        n = data[pos] if w == 1 else (_u16(data, pos)[0] if w == 2 else _u32(data, pos)[0])
-        pos += w
-        stop = pos + n
-        if stop > end:
-            raise _truncated("bin of %d bytes" % n, pos)
-        return data[pos:stop], stop
-    if b == 0xDC:
-        if pos + 2 > end:
-            raise _truncated("array16 length", pos)
-        return _array(data, pos + 2, end, _u16(data, pos)[0], depth)
-    if b == 0xDD:
-        if pos + 4 > end:
-            raise _truncated("array32 length", pos)
-        return _array(data, pos + 4, end, _u32(data, pos)[0], depth)
-    if b == 0xDE:
-        if pos + 2 > end:
-            raise _truncated("map16 length", pos)
-        return _map(data, pos + 2, end, _u16(data, pos)[0], depth)
-    if b == 0xDF:
-        if pos + 4 > end:
-            raise _truncated("map32 length", pos)
-        return _map(data, pos + 4, end, _u32(data, pos)[0], depth)
+    fixed = _FIXED_WIDTH.get(b)
+    if fixed is not None:
+        name, width, unpack = fixed
+        if pos + width > end:
+            raise _truncated(name, pos)
+        return unpack(data, pos)[0], pos + width
+    sized = _SIZED.get(b)
+    if sized is not None:
+        kind, width, unpack = sized
+        if pos + width > end:
+            raise _truncated("%s length" % kind, pos)
+        n = unpack(data, pos)[0]
+        pos += width
+        if kind == "bin":
+            stop = pos + n
+            if stop > end:
+                raise _truncated("bin of %d bytes" % n, pos)
+            return data[pos:stop], stop
+        if kind == "str":
+            return _str(data, pos, n, end)
+        if kind == "array":
+            return _array(data, pos, end, n, depth)
+        return _map(data, pos, end, n, depth)
     if b == 0xC1:
         raise DecodeError("invalid type byte 0xc1 (never used) at offset %d" % (pos - 1))
     # 0xc7 0xc8 0xc9 0xd4..0xd8: extension types
