@@ -276,13 +276,16 @@ export const sessionPoolMachine = setup({
       enqueue.assign(grown.patch);
     }),
     grow: enqueueActions(({ context, enqueue }) => {
+      // Nothing waits on the request path's common case: no copy of the context for nothing.
+      if (context.queue.length === 0) return;
       const grown = growSlots(context);
       for (const start of grown.starts) enqueue.emit(start);
-      enqueue.assign(grown.patch);
+      if (grown.starts.length > 0) enqueue.assign(grown.patch);
     }),
 
     /** Hand idle workers to waiting requests, oldest first, each within its own rules. */
     serveQueue: enqueueActions(({ context, enqueue }) => {
+      if (context.queue.length === 0) return;
       let slots = context.slots;
       let sessions = context.sessions;
       const queue: Waiting[] = [];

@@ -26,7 +26,7 @@ import {
   type ExitInfo,
   type PyvisorError,
 } from '../src/errors.js';
-import type { ChildReport, ExitReason, ProcessActorInput, ProcessCommand, ProcessEvent } from './events.js';
+import { processChannels, type ChildReport, type ExitReason, type ProcessActorInput, type ProcessCommand, type ProcessEvent } from './events.js';
 
 export type ShutdownSpec = number | 'brutal_kill' | 'infinity';
 
@@ -149,6 +149,15 @@ const DEFAULTS = {
 /** setTimeout's ceiling; used where a spec says "wait forever" and a guard disables the timer. */
 const FOREVER_MS = 2 ** 31 - 1;
 
+/** A frame to the process: through its registered channel when it has one, else as an event. */
+function transmit(enqueue: { (action: () => void): void; sendTo(to: string, event: ProcessCommand): void }, self: AnyActorRef, command: ProcessCommand): void {
+  if (!processChannels.has(self)) {
+    enqueue.sendTo('process', command);
+    return;
+  }
+  enqueue(() => processChannels.get(self)?.(command));
+}
+
 function report(self: AnyActorRef, event: ChildReport): void {
   // A worker may run without a supervisor (tests, tools); then there is no one to tell.
   (self as { _parent?: AnyActorRef })._parent?.send(event);
@@ -214,17 +223,17 @@ export const workerMachine = setup({
      * supervisor starts workers in parallel, and a failure during boot is an exit, not a start failure.
      */
     acknowledgeSpawn: assign(({ context, event, self }) => {
-      const pid = event.type === 'PROC.SPAWNED' ? event.pid : context.pid;
-      if (context.info.startPending) report(self, { type: 'CHILD.STARTED', id: context.config.workerId, pid });
-      return { pid, info: { ...context.info, startPending: false } };
+      if (event.type !== 'PROC.SPAWNED') return {};
+      if (context.info.startPending) report(self, { type: 'CHILD.STARTED', id: context.config.workerId, pid: event.pid });
+      return { pid: event.pid, info: { ...context.info, python: event.python, startPending: false } };
     }),
     recordReady: assign(({ context, event }) => {
       if (event.type !== 'PROC.READY') return {};
       return { pid: event.pid, info: { ...context.info, python: event.python, codec: event.codec } };
     }),
-    sendPing: enqueueActions(({ context, enqueue }) => {
+    sendPing: enqueueActions(({ context, enqueue, self }) => {
       const id = context.nextId;
-      enqueue.sendTo('process', { type: 'SEND', id, cmd: 'ping', args: null, session: null } satisfies ProcessCommand);
+      transmit(enqueue, self, { type: 'SEND', id, cmd: 'ping', args: null, session: null });
       enqueue.assign({ pingId: id, nextId: id + 1 });
     }),
     clearPing: assign({ pingId: null }),
@@ -232,7 +241,7 @@ export const workerMachine = setup({
       if (context.info.startPending) report(self, { type: 'CHILD.STARTED', id: context.config.workerId, pid: context.pid });
       return { info: { ...context.info, startPending: false, failure: null } };
     }),
-    dispatch: enqueueActions(({ context, event, enqueue }) => {
+    dispatch: enqueueActions(({ context, event, enqueue, self }) => {
       const exec = event.type === 'EXECUTE' ? event : context.pending;
       if (!exec) return;
       const id = context.nextId;
@@ -242,7 +251,7 @@ export const workerMachine = setup({
         cmd: exec.cmd,
         timeoutMs: exec.timeoutMs ?? context.config.requestTimeoutMs,
       };
-      enqueue.sendTo('process', { type: 'SEND', id, cmd: exec.cmd, args: exec.args, session: exec.session } satisfies ProcessCommand);
+      transmit(enqueue, self, { type: 'SEND', id, cmd: exec.cmd, args: exec.args, session: exec.session });
       enqueue.assign({ inflight, pending: null, nextId: id + 1 });
     }),
     holdPending: assign(({ event }) => (event.type === 'EXECUTE' ? { pending: event } : {})),

@@ -8,7 +8,7 @@
 import { fromCallback, SimulatedClock, type CallbackActorLogic } from 'xstate';
 import type { ExitInfo } from '../errors.js';
 import { ProtocolError, WorkerStartError } from '../errors.js';
-import type { ProcessActorInput, ProcessCommand, ProcessEvent } from '../../machines/events.js';
+import { openChannel, type ProcessActorInput, type ProcessCommand, type ProcessEvent } from '../../machines/events.js';
 import { workerMachine } from '../../machines/worker.js';
 import { Pool } from '../pool.js';
 import { resolveOptions, type PoolOptions } from '../options.js';
@@ -221,7 +221,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     }
   }
 
-  const processLogic = fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive }) => {
+  const processLogic = fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive, self }) => {
     const proc: Live = {
       pid: nextPid++,
       workerId: input.workerId,
@@ -249,7 +249,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       return () => {};
     }
     all.push(proc);
-    sendBack({ type: 'PROC.SPAWNED', pid: proc.pid });
+    sendBack({ type: 'PROC.SPAWNED', pid: proc.pid, python: 'sim' });
     const announce = () => {
       if (!proc.alive) return;
       if (fault && !fault.hang) {
@@ -262,13 +262,18 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     if (startupMs > 0) clock.setTimeout(announce, startupMs);
     else announce();
 
-    receive((command) => {
+    const handle = (command: ProcessCommand) => {
       if (!proc.alive) return;
       if (command.type === 'SIGNAL') return signal(proc, command.signal);
       reply(proc, command.id, command.cmd, command.args, command.session);
-    });
+    };
+    receive(handle);
+    const unregister = openChannel(self, handle);
     // Disposal is SIGKILL, exactly as for a real process.
-    return () => exitProcess(proc, { code: null, signal: 'SIGKILL', stderrTail: [] }, false);
+    return () => {
+      unregister();
+      exitProcess(proc, { code: null, signal: 'SIGKILL', stderrTail: [] }, false);
+    };
   });
 
   function takeStartFault(workerId: string): StartFault | undefined {

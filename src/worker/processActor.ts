@@ -5,7 +5,7 @@
  * a ProcessRegistry, which is how `pool.stop()` knows that none is left.
  */
 import { fromCallback, type CallbackActorLogic } from 'xstate';
-import type { ProcessActorInput, ProcessCommand, ProcessEvent } from '../../machines/events.js';
+import { openChannel, type ProcessActorInput, type ProcessCommand, type ProcessEvent } from '../../machines/events.js';
 import { PyvisorError, WorkerStartError } from '../errors.js';
 import { WorkerProcess } from '../transport/workerProcess.js';
 
@@ -47,7 +47,7 @@ export interface ProcessLogicConfig {
 }
 
 export function createProcessLogic(config: ProcessLogicConfig): CallbackActorLogic<ProcessCommand, ProcessActorInput> {
-  return fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive }) => {
+  return fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive, self }) => {
     let disposed = false;
     const send = (event: ProcessEvent) => {
       if (!disposed) sendBack(event);
@@ -95,9 +95,10 @@ export function createProcessLogic(config: ProcessLogicConfig): CallbackActorLog
     );
     config.registry.add(proc);
     // Spawned (the pid is known at once) or not (ENOENT etc.: onExit follows with startError).
-    if (proc.pid !== undefined) send({ type: 'PROC.SPAWNED', pid: proc.pid });
+    if (proc.pid !== undefined) send({ type: 'PROC.SPAWNED', pid: proc.pid, python: config.python });
 
-    receive((command) => {
+    const handle = (command: ProcessCommand) => {
+      if (disposed) return;
       if (command.type === 'SIGNAL') {
         proc.signal(command.signal);
         return;
@@ -109,10 +110,13 @@ export function createProcessLogic(config: ProcessLogicConfig): CallbackActorLog
         if (error instanceof PyvisorError) send({ type: 'PROC.SEND_FAILED', id: command.id, error });
         else throw error;
       }
-    });
+    };
+    receive(handle);
+    const unregister = openChannel(self, handle);
 
     return () => {
       disposed = true;
+      unregister();
       if (!proc.exited) proc.signal('SIGKILL');
     };
   });

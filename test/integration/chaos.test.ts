@@ -16,8 +16,13 @@ import { soak } from '../../scripts/chaos/soak.js';
 import { descendants, procStat, waitUntil } from '../../scripts/chaos/procs.js';
 import { PYTHON } from '../../scripts/chaos/common.js';
 
-const before = new Set(descendants(process.pid).map((p) => `${p.pid}:${p.starttime}`));
 const log = process.env.PYVISOR_CHAOS_VERBOSE ? (l: string) => console.log(l) : undefined;
+// The processes that were already there when this suite started (uvu runs the files of a tier
+// in one process): only processes started after this are this suite's.
+let before = new Set<string>();
+test.before(() => {
+  before = new Set(descendants(process.pid).map((p) => `${p.pid}:${p.starttime}`));
+});
 
 test('kill storm: 4 workers, 16 sessions, a SIGKILL every 250 ms for 10 s — every request settles, only in-flight requests of killed pids fail, back to 4 healthy within 1 s, nothing left', async () => {
   const r = await killStorm({ seconds: 10, python: PYTHON, log });

@@ -55,6 +55,7 @@ test('a handler module with a syntax error: WorkerStartError with the traceback,
     assert.instance(cause, WorkerStartError);
     assert.match(cause.output, /SyntaxError/);
     assert.match(cause.output, /syntax_error\.py/);
+    assert.ok(cause.python.startsWith('/') && cause.python.includes('python'), `names the interpreter tried: ${cause.python}`);
     attempts = (error as SupervisorEscalationError).restarts + 1;
   }
   // 1 start + maxRestarts retries, then escalation: bounded, not a loop.
