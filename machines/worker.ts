@@ -71,6 +71,12 @@ export type WorkerEvent =
   | { type: 'START' }
   | { type: 'STOP' }
   | { type: 'ABORT'; ticket: number }
+  /**
+   * The caller's deadline for this request passed. Deadlines travel with requests: whoever
+   * checked the worker out owns the timer (on the pool's clock), so a request costs no timer in
+   * the actor system's scheduler. What a timeout does to the worker is decided here.
+   */
+  | { type: 'REQUEST_TIMEOUT'; ticket: number }
   | { type: 'HEALTH_CHECK' }
   | { type: 'RECYCLE' };
 
@@ -184,7 +190,6 @@ export const workerMachine = setup({
     pythonProcess: undefined as unknown as CallbackActorLogic<ProcessCommand, ProcessActorInput>,
   },
   delays: {
-    requestTimeout: ({ context }) => context.inflight?.timeoutMs ?? context.config.requestTimeoutMs,
     startTimeout: ({ context }) => context.config.startTimeoutMs,
     pingTimeout: ({ context }) => context.config.pingTimeoutMs,
     shutdownTimeout: ({ context }) => (typeof context.config.shutdown === 'number' ? context.config.shutdown : FOREVER_MS),
@@ -196,14 +201,14 @@ export const workerMachine = setup({
     isPingOk: ({ context, event }) => event.type === 'PROC.REPLY' && event.id === context.pingId && event.ok,
     isInflightReply: ({ context, event }) => event.type === 'PROC.REPLY' && event.id === context.inflight?.id,
     isInflightSendFailure: ({ context, event }) => event.type === 'PROC.SEND_FAILED' && event.id === context.inflight?.id,
-    isInflightTicket: ({ context, event }) => event.type === 'ABORT' && event.ticket === context.inflight?.ticket,
+    isInflightTicket: ({ context, event }) => (event.type === 'ABORT' || event.type === 'REQUEST_TIMEOUT') && event.ticket === context.inflight?.ticket,
     hasPending: ({ context }) => context.pending !== null,
     // Evaluated on the reply that would be counted next, so the decision needs no extra microstep.
     replyCrossesErrorLimit: ({ context, event }) =>
       event.type === 'PROC.REPLY' && event.id === context.inflight?.id && !event.ok && context.stats.consecutiveErrors + 1 >= context.config.maxConsecutiveErrors,
     replyMakesRecycleDue: ({ context, event }) =>
       event.type === 'PROC.REPLY' && event.id === context.inflight?.id && context.config.recycleAfterRequests > 0 && context.stats.processRequests + 1 >= context.config.recycleAfterRequests,
-    isPendingTicket: ({ context, event }) => event.type === 'ABORT' && event.ticket === context.pending?.ticket,
+    isPendingTicket: ({ context, event }) => (event.type === 'ABORT' || event.type === 'REQUEST_TIMEOUT') && event.ticket === context.pending?.ticket,
     isBrutalKill: ({ context }) => context.config.shutdown === 'brutal_kill',
     hasShutdownTimeout: ({ context }) => typeof context.config.shutdown === 'number',
   },
@@ -291,6 +296,13 @@ export const workerMachine = setup({
     /** A request held during a health ping never reached Python: it goes back to the queue. */
     returnPending: enqueueActions(({ context, enqueue }) => {
       if (context.pending) enqueue.emit({ type: 'unavailable', ticket: context.pending.ticket, workerId: context.config.workerId });
+      enqueue.assign({ pending: null });
+    }),
+    /** Its deadline passed while it waited for a health ping: it never ran, so the worker stays. */
+    timeoutPending: enqueueActions(({ context, enqueue }) => {
+      const pending = context.pending!;
+      const error = new RequestTimeoutError(pending.cmd, pending.timeoutMs ?? context.config.requestTimeoutMs, context.config.workerId);
+      enqueue.emit({ type: 'reply', ticket: pending.ticket, ok: false, error, workerId: context.config.workerId, replaced: false });
       enqueue.assign({ pending: null });
     }),
     abortPending: enqueueActions(({ context, enqueue }) => {
@@ -443,11 +455,10 @@ export const workerMachine = setup({
             ],
             'PROC.SEND_FAILED': { guard: 'isInflightSendFailure', target: 'healthy', actions: ['answerSendFailure', 'clearInflight'] },
             ABORT: { guard: 'isInflightTicket', target: 'interrupting' },
-          },
-          after: {
             // The handler is slow, not the worker sick: replace the process here, without the
-            // supervisor, so that timeouts never count against restart intensity.
-            requestTimeout: { target: '#worker.live', reenter: true, actions: ['answerTimeout', 'clearWork', 'countRestart'] },
+            // supervisor, so that timeouts never count against restart intensity. Killing it is
+            // also what guarantees that its late reply can never reach a later request.
+            REQUEST_TIMEOUT: { guard: 'isInflightTicket', target: '#worker.live', reenter: true, actions: ['answerTimeout', 'clearWork', 'countRestart'] },
           },
         },
         interrupting: {
@@ -465,6 +476,7 @@ export const workerMachine = setup({
           on: {
             EXECUTE: { actions: 'holdPending' },
             ABORT: { guard: 'isPendingTicket', actions: 'abortPending' },
+            REQUEST_TIMEOUT: { guard: 'isPendingTicket', actions: 'timeoutPending' },
             'PROC.REPLY': [
               { guard: 'isPingOk', target: 'afterCheck', actions: 'clearPing' },
               { guard: 'isPingReply', target: '#worker.unhealthy', actions: ['condemnForPing', 'returnPending', 'clearWork', 'reportExit'] },

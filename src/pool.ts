@@ -91,6 +91,8 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   cleanup: (() => void) | null;
+  /** The request-timeout timer while the request is with a worker. */
+  deadline: unknown;
 }
 
 interface Tracked {
@@ -133,6 +135,8 @@ export function workerStateName(value: unknown): string {
 export class Pool extends TelemetryEmitter {
   readonly options: ResolvedOptions;
   private readonly seams: PoolSeams;
+  /** The pool's clock for request deadlines: the simulated one in tests, real timers otherwise. */
+  private readonly clock: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(id: unknown): void };
   private readonly root: Actor<typeof poolSupervisorMachine>;
   private readonly sessionPool: AnyActorRef;
   private readonly supervisor: AnyActorRef;
@@ -152,6 +156,7 @@ export class Pool extends TelemetryEmitter {
     super();
     this.options = options;
     this.seams = seams;
+    this.clock = seams.clock ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout) };
     const worker = workerMachine.provide({ actors: { pythonProcess: seams.processLogic } });
     const initialWorkers = options.lazy ? [] : Array.from({ length: options.poolSize }, (_, i) => `worker_${i + 1}`);
     const workerInput = (id: string): WorkerInput => ({
@@ -291,6 +296,7 @@ export class Pool extends TelemetryEmitter {
         resolve,
         reject,
         cleanup: null,
+        deadline: null,
       };
       const signal = options.signal;
       if (signal) {
@@ -499,12 +505,19 @@ export class Pool extends TelemetryEmitter {
     pending.startedAt = now;
     this.emit('checkout', { workerId, sessionId: pending.sessionId, command: pending.cmd, queueMs: now - pending.enqueuedAt });
     tracked.ref.send({ type: 'EXECUTE', ticket, cmd: pending.cmd, args: pending.args, session: pending.sessionId, timeoutMs: pending.timeoutMs });
+    // The deadline travels with the request: its timer is ours, on the pool's clock; what a
+    // timeout does to the worker is the worker machine's decision.
+    pending.deadline = this.clock.setTimeout(() => {
+      pending.deadline = null;
+      tracked.ref.send({ type: 'REQUEST_TIMEOUT', ticket });
+    }, pending.timeoutMs);
   }
 
   private onReply(reply: Extract<WorkerEmitted, { type: 'reply' }>): void {
     const pending = this.pending.get(reply.ticket);
     if (!pending || pending.workerId !== reply.workerId) return;
     this.pending.delete(reply.ticket);
+    this.clearDeadline(pending);
     const runMs = this.seams.now() - pending.startedAt;
     const workerLost = !reply.ok && reply.replaced;
     const counts = this.countsOf(reply.workerId);
@@ -554,6 +567,7 @@ export class Pool extends TelemetryEmitter {
       return;
     }
     pending.workerId = null;
+    this.clearDeadline(pending);
     const remaining = pending.checkoutDeadline - this.seams.now();
     if (remaining <= 0) {
       this.pending.delete(e.ticket);
@@ -576,7 +590,15 @@ export class Pool extends TelemetryEmitter {
     this.settle(pending, new AbortError(reason));
   }
 
+  private clearDeadline(pending: Pending): void {
+    if (pending.deadline !== null) {
+      this.clock.clearTimeout(pending.deadline);
+      pending.deadline = null;
+    }
+  }
+
   private settle(pending: Pending, error: unknown, value?: unknown): void {
+    this.clearDeadline(pending);
     if (pending.settled) return;
     pending.settled = true;
     pending.cleanup?.();

@@ -137,20 +137,18 @@ test('errors in a row past maxConsecutiveErrors condemn the worker; a success re
 
 test('request timeout: RequestTimeoutError, the process is replaced on the spot, a late reply cannot reach the next request', () => {
   const w = setup({ requestTimeoutMs: 50 });
-  const exits: unknown[] = [];
   w.worker.send({ type: 'START' });
   const old = w.sim.processOf('w1')!;
   const t1 = w.exec('slow', 'late');
-  w.sim.advance(50);
+  // The caller owns the deadline (the pool's timer); the worker decides what a timeout does.
+  w.worker.send({ type: 'REQUEST_TIMEOUT', ticket: t1 });
   const reply = w.last();
   assert.is(reply.ticket, t1);
   assert.instance((reply as { error: Error }).error, RequestTimeoutError);
   assert.is(reply.replaced, true);
   assert.not.ok(old.alive, 'the timed-out process is gone, so its late reply can never arrive');
   assert.is(old.exit!.signal, 'SIGKILL');
-  // A slow handler is not a sick worker: no CHILD.EXITED for the supervisor to count.
-  assert.equal(exits, []);
-  assert.is(w.state(), 'healthy');
+  assert.is(w.state(), 'healthy', 'replaced on the spot: a slow handler is not a sick worker');
   assert.is.not(w.context().pid, old.pid);
   assert.is(w.context().generation, 2);
   const t2 = w.exec('echo', 'fresh');
@@ -159,12 +157,30 @@ test('request timeout: RequestTimeoutError, the process is replaced on the spot,
   assert.is(w.replies.length, 2);
 });
 
-test('a per-request timeout overrides the default', () => {
-  const w = setup({ requestTimeoutMs: 10_000 });
+test('REQUEST_TIMEOUT for a ticket the worker is not running is ignored', () => {
+  const w = setup();
   w.worker.send({ type: 'START' });
-  w.exec('slow', null, { timeoutMs: 20 });
-  w.sim.advance(20);
+  w.exec('slow');
+  w.worker.send({ type: 'REQUEST_TIMEOUT', ticket: 999 });
+  assert.is(w.state(), 'busy');
+  w.sim.advance(100);
+  assert.is(w.last().ok, true);
+});
+
+test('REQUEST_TIMEOUT of a request held during a health ping fails it; it never ran, so the worker stays', () => {
+  const w = setup({}, (sim) => sim.handle('ping', () => ({ pong: true }), { latencyMs: 10 }));
+  w.worker.send({ type: 'START' });
+  w.sim.advance(10);
+  const pid = w.context().pid;
+  w.worker.send({ type: 'HEALTH_CHECK' });
+  const t = w.exec('echo', 'late');
+  w.worker.send({ type: 'REQUEST_TIMEOUT', ticket: t });
   assert.instance((w.last() as { error: Error }).error, RequestTimeoutError);
+  assert.is(w.last().replaced, false);
+  w.sim.advance(10);
+  assert.is(w.state(), 'healthy');
+  assert.is(w.context().pid, pid);
+  assert.is(w.replies.length, 1);
 });
 
 test('crash under a request: WorkerCrashedError with exit code, signal and stderr', () => {

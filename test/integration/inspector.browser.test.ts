@@ -112,8 +112,12 @@ it('a SIGKILLed worker goes through restarting back to healthy on the page', asy
     { id: victim.id, pid: newPid },
     WAIT,
   );
-  const restarts = await page.$eval(`.card[data-worker="${victim.id}"] dl div:nth-child(4) dd`, (dd) => dd.textContent);
-  assert.is(restarts, '1');
+  // The counters come with the next periodic snapshot, which may trail the live transitions.
+  await page.waitForFunction(
+    (id) => document.querySelector(`.card[data-worker="${id}"] dl div:nth-child(4) dd`)?.textContent === '1',
+    victim.id,
+    WAIT,
+  );
 
   // Selecting the worker shows its lifecycle under the diagram.
   await page.click(`.card[data-worker="${victim.id}"]`);
