@@ -1,10 +1,12 @@
 /**
- * The pool monitor: a metronome on the actor system's clock. Every `intervalMs` it emits
- * `tick`; src/pool.ts answers a tick by pinging idle workers and checking recycle limits.
+ * The pool monitor: a metronome on the actor system's clock. Every `intervalMs` it sends TICK
+ * to its parent, the pool supervisor, which emits it as `tick`; src/pool.ts answers a tick by
+ * pinging idle workers and checking recycle limits. Going through the parent means a restarted
+ * monitor is heard exactly like the first one.
  * Keeping the timer here (and not in src/) is what lets the simulated clock drive health
  * checks in tests.
  */
-import { assign, emit, setup } from 'xstate';
+import { assign, sendParent, setup } from 'xstate';
 
 export interface MonitorInput {
   /** ms between ticks; 0 disables the monitor. */
@@ -15,7 +17,7 @@ export const monitorMachine = setup({
   types: {
     context: {} as { intervalMs: number; ticks: number },
     input: {} as MonitorInput,
-    emitted: {} as { type: 'tick'; n: number },
+
   },
   delays: {
     interval: ({ context }) => context.intervalMs,
@@ -36,7 +38,7 @@ export const monitorMachine = setup({
         interval: {
           target: 'watching',
           reenter: true,
-          actions: [assign({ ticks: ({ context }) => context.ticks + 1 }), emit(({ context }) => ({ type: 'tick' as const, n: context.ticks }))],
+          actions: [assign({ ticks: ({ context }) => context.ticks + 1 }), sendParent(({ context }) => ({ type: 'TICK' as const, n: context.ticks }))],
         },
       },
     },

@@ -19,7 +19,7 @@ export interface PoolSupervisorInput {
   monitor: Record<string, unknown>;
 }
 
-export type PoolSupervisorEvent = { type: 'STOP' };
+export type PoolSupervisorEvent = { type: 'STOP' } | { type: 'TICK'; n: number };
 
 export interface PoolSupervisorContext extends PoolSupervisorInput {
   monitorRestarts: number;
@@ -31,7 +31,7 @@ export const poolSupervisorMachine = setup({
     context: {} as PoolSupervisorContext,
     input: {} as PoolSupervisorInput,
     events: {} as PoolSupervisorEvent,
-    emitted: {} as { type: 'closed'; escalation: SupervisorEscalationError | null },
+    emitted: {} as { type: 'closed'; escalation: SupervisorEscalationError | null } | { type: 'tick'; n: number },
     output: {} as { escalation: SupervisorEscalationError | null },
   },
   actors: {
@@ -49,6 +49,7 @@ export const poolSupervisorMachine = setup({
       type: 'parallel',
       on: {
         STOP: 'stopping',
+        TICK: { actions: emit(({ event }) => ({ type: 'tick' as const, n: event.type === 'TICK' ? event.n : 0 })) },
       },
       states: {
         sessionPool: {

@@ -72,6 +72,11 @@ export interface SessionPoolContext {
   nextPermanent: number;
   nextOverflow: number;
   closed: boolean;
+  /**
+   * An overflow worker failed to start: start no more until some worker comes up, or a
+   * caller waiting through a broken interpreter would spawn a process per start time.
+   */
+  overflowBlocked: boolean;
 }
 
 export type SessionPoolEvent =
@@ -181,7 +186,7 @@ function growth(context: SessionPoolContext): { permanent: number; overflow: num
   const permanentSlots = context.slots.filter((s) => !s.overflow).length;
   const permanent = Math.min(unserved, context.config.poolSize - permanentSlots);
   const overflowSlots = context.slots.filter((s) => s.overflow).length;
-  const overflow = Math.min(unserved - permanent, context.config.maxOverflow - overflowSlots);
+  const overflow = context.overflowBlocked ? 0 : Math.min(unserved - permanent, context.config.maxOverflow - overflowSlots);
   return { permanent: Math.max(0, permanent), overflow: Math.max(0, overflow) };
 }
 
@@ -310,6 +315,8 @@ export const sessionPoolMachine = setup({
           continue;
         }
         slots = withSlot(slots, slot.id, { state: 'busy', ticket: waiting.ticket, sessionId: waiting.sessionId });
+        // endSession while this request waited ended the session: serving it starts a new one.
+        if (waiting.sessionId !== null && !sessions[waiting.sessionId]) enqueue.emit({ type: 'session_start', sessionId: waiting.sessionId });
         sessions = touchSession(sessions, waiting.sessionId, slot.id, 1);
         enqueue.cancel(`deadline:${waiting.ticket}`);
         enqueue.cancel(`overflow-idle:${slot.id}`);
@@ -343,7 +350,7 @@ export const sessionPoolMachine = setup({
         // A worker the pool did not ask for (the supervisor's static children): adopt it.
         enqueue.assign({ slots: [...context.slots, { id: event.workerId, overflow: false, state: 'idle', ticket: null, sessionId: null }] });
       } else if (slot.state === 'starting' || slot.state === 'down') {
-        enqueue.assign({ slots: withSlot(context.slots, slot.id, { state: 'idle' }) });
+        enqueue.assign({ slots: withSlot(context.slots, slot.id, { state: 'idle' }), overflowBlocked: false });
         if (slot.overflow) armOverflowIdle(enqueue, slot.id, context.config.overflowIdleMs);
       }
     }),
@@ -437,6 +444,7 @@ export const sessionPoolMachine = setup({
     nextPermanent: input.initialWorkers.length + 1,
     nextOverflow: 1,
     closed: false,
+    overflowBlocked: false,
   }),
   on: {
     CHECKOUT: { actions: 'checkout' },
@@ -445,7 +453,7 @@ export const sessionPoolMachine = setup({
     WORKER_UP: { actions: ['workerUp', 'serveQueue'] },
     WORKER_DOWN: { actions: ['workerDown', 'serveQueue', 'grow'] },
     WORKER_REMOVED: { actions: ['workerRemoved', 'grow'] },
-    WORKER_START_FAILED: { actions: ['workerRemoved'] },
+    WORKER_START_FAILED: { actions: ['workerRemoved', assign({ overflowBlocked: true })] },
     CHECKOUT_DEADLINE: { actions: 'deadline' },
     OVERFLOW_IDLE: { actions: 'retireIfIdle' },
     SESSION_IDLE: { actions: 'expireSession' },

@@ -148,6 +148,8 @@ export const supervisorMachine = setup({
     isStartHead: ({ context, event }) =>
       (event.type === 'CHILD.STARTED' || event.type === 'CHILD.START_FAILED') && context.plan?.stop.length === 0 && context.plan?.start[0] === event.id,
     startFailed: ({ event }) => event.type === 'CHILD.START_FAILED',
+    isTemporaryStartHead: ({ context, event }) =>
+      event.type === 'CHILD.START_FAILED' && context.plan?.stop.length === 0 && context.plan?.start[0] === event.id && entryOf(context, event.id)?.spec.restart === 'temporary',
     intensityExceeded: ({ context }) => context.recentRestarts > context.maxRestarts,
     isKnownRunningChild: ({ context, event }) => event.type === 'CHILD.EXITED' && entryOf(context, event.id)?.status === 'running',
     mustRestart: ({ context, event }) => {
@@ -223,6 +225,18 @@ export const supervisorMachine = setup({
         children: withStatus(context.children, event.id, { status: 'restarting', pid: null }),
       });
       enqueue.emit({ type: 'child_start_failed', id: event.id, error: event.error });
+    }),
+    dropFailedTemporary: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'CHILD.START_FAILED') return;
+      const child = entryOf(context, event.id)!;
+      enqueue.stopChild(child.ref);
+      enqueue.assign({
+        plan: { ...context.plan!, start: context.plan!.start.slice(1) },
+        children: context.children.filter((c) => c.spec.id !== event.id),
+        lastFailure: event.error,
+      });
+      enqueue.emit({ type: 'child_start_failed', id: event.id, error: event.error });
+      enqueue.emit({ type: 'child_removed', id: event.id });
     }),
     postTryAgain: enqueueActions(({ enqueue, self }) => {
       // Through the mailbox, behind whatever else is waiting: OTP's try_again_restart.
@@ -338,7 +352,11 @@ export const supervisorMachine = setup({
       on: {
         'CHILD.STOPPED': { guard: 'isStopHead', target: 'busy', reenter: true, actions: 'popStopped' },
         'CHILD.STARTED': { guard: 'isStartHead', target: 'busy', reenter: true, actions: 'popStarted' },
-        'CHILD.START_FAILED': { guard: 'isStartHead', target: 'startFailed', actions: ['recordStartFailure', 'addRestart'] },
+        'CHILD.START_FAILED': [
+          // OTP's start_child of a temporary child just returns the error: nothing to retry or count.
+          { guard: 'isTemporaryStartHead', target: 'busy', reenter: true, actions: 'dropFailedTemporary' },
+          { guard: 'isStartHead', target: 'startFailed', actions: ['recordStartFailure', 'addRestart'] },
+        ],
         'CHILD.EXITED': [{ guard: 'isPlanned' }, { actions: 'defer' }],
         START_CHILD: { actions: 'defer' },
         TERMINATE_CHILD: { actions: 'defer' },

@@ -10,10 +10,11 @@
  * alive, so no path out of `live` can leak a process. All time comes from the actor system's
  * clock through `after` delays.
  *
- * The worker never decides on its own to come back after a failure: it reports to its parent
- * (a supervisor) with the OTP child protocol and waits in `unhealthy` for START or STOP.
- * Recycling is the one exception, since a planned replacement is not a failure and must not
- * count against the supervisor's restart intensity.
+ * After a crash, a protocol violation or a failed health check the worker does not come back on
+ * its own: it reports to its parent (a supervisor) with the OTP child protocol and waits in
+ * `unhealthy` for START or STOP. Replacements that are not the worker's fault — recycling, a
+ * request timeout, a handler deaf to its interrupt, errors in a row — happen in place
+ * (`live` is re-entered) and never count against the supervisor's restart intensity.
  */
 import { assign, enqueueActions, sendTo, setup, type ActorRefFrom, type AnyActorRef, type CallbackActorLogic } from 'xstate';
 import {
@@ -261,27 +262,9 @@ export const workerMachine = setup({
     }),
     holdPending: assign(({ event }) => (event.type === 'EXECUTE' ? { pending: event } : {})),
     /** The reply to the request in flight: answer the caller, count it, clear it — one assign. */
-    finishRequest: enqueueActions(({ context, event, enqueue }) => {
-      const inflight = context.inflight!;
-      if (event.type !== 'PROC.REPLY') return;
-      if (event.ok) {
-        enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: true, result: event.result, workerId: context.config.workerId, replaced: false });
-      } else {
-        const error = new PythonError(event.error.type, event.error.message, event.error.traceback, inflight.cmd);
-        enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId: context.config.workerId, replaced: false });
-      }
-      const stats = context.stats;
-      enqueue.assign({
-        inflight: null,
-        stats: {
-          requests: stats.requests + 1,
-          processRequests: stats.processRequests + 1,
-          errors: stats.errors + (event.ok ? 0 : 1),
-          consecutiveErrors: event.ok ? 0 : stats.consecutiveErrors + 1,
-          restarts: stats.restarts,
-        },
-      });
-    }),
+    finishRequest: enqueueActions(({ context, event, enqueue }) => finish(context, event, enqueue, false)),
+    /** The same, for the reply after which the process is replaced (its sessions' state goes with it). */
+    finishRequestReplaced: enqueueActions(({ context, event, enqueue }) => finish(context, event, enqueue, true)),
     answerSendFailure: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'PROC.SEND_FAILED' || !context.inflight) return;
       enqueue.emit({ type: 'reply', ticket: context.inflight.ticket, ok: false, error: event.error, workerId: context.config.workerId, replaced: false });
@@ -331,9 +314,6 @@ export const workerMachine = setup({
       event.type === 'PROC.REPLY' && !event.ok
         ? new PythonError(event.error.type, event.error.message, event.error.traceback, 'ping')
         : new WorkerCrashedError(context.config.workerId, context.pid ?? undefined, NO_EXIT, `did not answer a health check within ${context.config.pingTimeoutMs} ms`),
-    ),
-    condemnForErrors: condemn(({ context }) =>
-      new WorkerCrashedError(context.config.workerId, context.pid ?? undefined, NO_EXIT, `raised ${context.stats.consecutiveErrors} errors in a row`),
     ),
     condemnForProtocol: condemn(({ event }) =>
       event.type === 'PROC.PROTOCOL_ERROR'
@@ -448,7 +428,9 @@ export const workerMachine = setup({
           entry: 'dispatch',
           on: {
             'PROC.REPLY': [
-              { guard: 'replyCrossesErrorLimit', target: '#worker.unhealthy', actions: ['finishRequest', 'condemnForErrors', 'reportExit'] },
+              // Errors in a row: maybe a poisoned interpreter, maybe only bad input — a fresh process
+              // either way, replaced on the spot so that user errors can never escalate the pool.
+              { guard: 'replyCrossesErrorLimit', target: '#worker.live', reenter: true, actions: ['finishRequestReplaced', 'countRestart'] },
               { guard: 'replyMakesRecycleDue', target: 'recycling', actions: 'finishRequest' },
               { guard: 'isInflightReply', target: 'healthy', actions: 'finishRequest' },
               // any other id: fall through to live's handler, which condemns the worker
@@ -561,6 +543,35 @@ function bootState() {
       },
     },
   } as const;
+}
+
+/** Answer the request in flight from its reply, count it, clear it — one assign. */
+function finish(
+  context: WorkerContext,
+  event: WorkerEvent,
+  enqueue: { emit(event: WorkerEmitted): void; assign(patch: Partial<WorkerContext>): void },
+  replaced: boolean,
+): void {
+  const inflight = context.inflight!;
+  if (event.type !== 'PROC.REPLY') return;
+  const workerId = context.config.workerId;
+  if (event.ok) {
+    enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: true, result: event.result, workerId, replaced: false });
+  } else {
+    const error = new PythonError(event.error.type, event.error.message, event.error.traceback, inflight.cmd);
+    enqueue.emit({ type: 'reply', ticket: inflight.ticket, ok: false, error, workerId, replaced });
+  }
+  const stats = context.stats;
+  enqueue.assign({
+    inflight: null,
+    stats: {
+      requests: stats.requests + 1,
+      processRequests: stats.processRequests + 1,
+      errors: stats.errors + (event.ok ? 0 : 1),
+      consecutiveErrors: event.ok ? 0 : stats.consecutiveErrors + 1,
+      restarts: stats.restarts,
+    },
+  });
 }
 
 /** A worker that is condemned leaves `live` (which kills its process) with an abnormal exit. */

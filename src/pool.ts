@@ -11,6 +11,7 @@
 import { createActor, type Actor, type AnyActorRef, type CallbackActorLogic, type InspectionEvent, type Subscription } from 'xstate';
 import {
   AbortError,
+  InvalidOptionError,
   PoolClosedError,
   PoolTimeoutError,
   PyvisorError,
@@ -119,7 +120,7 @@ interface WorkerCounts {
 }
 
 /** Worker machine states in which it can take (or is running) a request. */
-const SERVING = new Set(['healthy', 'busy', 'settled', 'interrupting', 'checking', 'afterCheck']);
+const SERVING = new Set(['healthy', 'busy', 'interrupting', 'checking', 'afterCheck']);
 /** Worker machine states of a worker that failed and is not (yet) back. */
 const FAILED = new Set(['unhealthy', 'restarting']);
 
@@ -230,7 +231,7 @@ export class Pool extends TelemetryEmitter {
     this.supervisor = children.workers;
     this.wireSessionPool();
     this.supervisor.subscribe((snapshot: { context: SupervisorContext }) => this.syncWorkers(snapshot.context));
-    children.monitor?.on('tick', () => this.onTick());
+    this.root.on('tick', () => this.onTick());
     this.root.start();
     // Workers are spawned with the supervisor, before it publishes snapshots: start from the
     // current one.
@@ -261,7 +262,7 @@ export class Pool extends TelemetryEmitter {
 
   execute<T = unknown>(command: string, args: unknown = null, options: ExecuteOptions = {}): Promise<T> {
     if (typeof command !== 'string' || command.length === 0) {
-      return Promise.reject(new TypeError(`execute: command must be a non-empty string, got ${typeof command === 'string' ? '""' : typeof command}`));
+      return Promise.reject(new InvalidOptionError('command', `must be a non-empty string, got ${typeof command === 'string' ? '""' : typeof command}`));
     }
     try {
       checkExecuteOptions(options);
@@ -315,7 +316,7 @@ export class Pool extends TelemetryEmitter {
 
   /** cleanup_session on every worker that served the session; resolves with how many did. */
   async endSession(sessionId: string): Promise<number> {
-    if (typeof sessionId !== 'string' || sessionId.length === 0) throw new TypeError('endSession: sessionId must be a non-empty string');
+    if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidOptionError('sessionId', 'endSession needs a non-empty string');
     if (this.closed) throw this.closedError();
     const entry = this.sessionContext().sessions[sessionId];
     if (!entry) throw new SessionNotFoundError(sessionId);
@@ -404,11 +405,11 @@ export class Pool extends TelemetryEmitter {
     this.close(new PoolClosedError());
     this.stopping = (async () => {
       if (this.root.getSnapshot().status === 'active') {
+        // The root completes once its supervisor has stopped every worker in reverse order.
         await new Promise<void>((resolve) => {
-          const sub = this.root.subscribe({ complete: () => resolve(), error: () => resolve() });
-          if (this.root.getSnapshot().status !== 'active') resolve();
+          this.root.subscribe({ complete: resolve, error: () => resolve() });
           this.root.send({ type: 'STOP' });
-          void sub;
+          if (this.root.getSnapshot().status !== 'active') resolve();
         });
       }
       this.root.stop();
@@ -456,7 +457,8 @@ export class Pool extends TelemetryEmitter {
         for (const pending of this.pending.values()) this.settle(pending, escalation);
       });
     }
-    void error;
+    // Nobody is left waiting for readiness either (a no-op once the pool was ready).
+    this.readyGate.reject(error);
   }
 
   private wireSessionPool(): void {
@@ -627,7 +629,8 @@ export class Pool extends TelemetryEmitter {
       this.workerRefs.delete(id);
       // Overflow ids are never reused: forget a removed worker's counters, or they pile up.
       this.counts.delete(id);
-      this.sessionPool.send({ type: 'WORKER_REMOVED', workerId: id });
+      // One that never came up failed to start: the session pool must not simply ask for another.
+      this.sessionPool.send({ type: tracked.healthyGeneration === 0 ? 'WORKER_START_FAILED' : 'WORKER_REMOVED', workerId: id });
       this.emit('worker_state', { workerId: id, from: tracked.state, to: 'removed', pid: null });
     }
   }

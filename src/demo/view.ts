@@ -60,7 +60,7 @@ export function bar(fraction: number, width: number): string {
 
 function stateColor(state: string, style: Style): (s: string) => string {
   if (state === 'healthy') return style.green;
-  if (state === 'busy' || state === 'checking' || state === 'settled' || state === 'afterCheck') return style.yellow;
+  if (state === 'busy' || state === 'checking' || state === 'afterCheck') return style.yellow;
   if (state === 'initializing' || state === 'starting') return style.cyan;
   return style.red;
 }

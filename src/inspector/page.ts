@@ -534,7 +534,7 @@ const SCRIPT = String.raw`
 
   function renderKpis() {
     var st = (S.snap && S.snap.stats) || {}, pt = S.chart.length ? S.chart[S.chart.length - 1] : {};
-    var ws = S.workers, healthy = 0; ws.forEach(function (w) { var s = stateOf(w); if (s === 'healthy' || s === 'busy' || s === 'checking' || s === 'afterCheck' || s === 'settled') healthy++; });
+    var ws = S.workers, healthy = 0; ws.forEach(function (w) { var s = stateOf(w); if (s === 'healthy' || s === 'busy' || s === 'checking' || s === 'afterCheck') healthy++; });
     var k = [
       ['Workers', healthy + '<small>/ ' + ws.length + ' up</small>', (st.overflowWorkers ? st.overflowWorkers + ' overflow · ' : '') + 'pool size ' + (st.poolSize !== undefined ? st.poolSize : '–'), healthy < ws.length],
       ['Busy', esc(st.busyWorkers !== undefined ? st.busyWorkers : '–'), 'utilization ' + Math.round((st.utilization || 0) * 100) + '%'],

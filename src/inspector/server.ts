@@ -61,7 +61,7 @@ const MAX_BUFFERED_BYTES = 512 * 1024;
 const MAX_SESSIONS = 200;
 const MAX_LATENCY_SAMPLES = 20_000;
 /** States a worker passes through on every request: their transitions are routine, not lifecycle. */
-const ROUTINE = new Set(['healthy', 'busy', 'settled', 'checking', 'afterCheck']);
+const ROUTINE = new Set(['healthy', 'busy', 'checking', 'afterCheck']);
 /** Event fields shown even when sanitizing: identifiers and names, never payloads. */
 const SAFE_FIELDS = ['cmd', 'ticket', 'id', 'ok', 'workerId', 'sessionId', 'session', 'signal', 'pid', 'generation', 'timeoutMs', 'overflow', 'n', 'delay'];
 

@@ -12,8 +12,7 @@ import {
   PoolTimeoutError,
   PythonError,
   RequestTimeoutError,
-  WorkerCrashedError,
-} from '../../src/errors.js';
+  WorkerCrashedError, InvalidOptionError } from '../../src/errors.js';
 import { expectStats, flush, pidsOf, row, setup, workerRows } from './pool.harness.js';
 
 test('a request runs on an idle worker and its result comes back; stats count it', async () => {
@@ -370,16 +369,16 @@ test('the abort listener is removed once the request settles', async () => {
   await h.finish();
 });
 
-test('a bad command name is a TypeError, not a request', async () => {
+test('a bad command name is an InvalidOptionError naming it, not a request', async () => {
   const h = setup({ poolSize: 1 });
   await h.pool.whenReady();
   await h.pool.execute('' as string).then(
     () => assert.unreachable(),
-    (e) => assert.instance(e, TypeError),
+    (e) => assert.instance(e, InvalidOptionError),
   );
   await h.pool.execute(42 as unknown as string).then(
     () => assert.unreachable(),
-    (e) => assert.instance(e, TypeError),
+    (e) => assert.instance(e, InvalidOptionError),
   );
   expectStats(h, { poolSize: 1, healthyWorkers: 1 });
   await h.finish();

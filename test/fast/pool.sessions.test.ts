@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PoolClosedError, SessionNotFoundError, SessionWorkerLostError, WorkerCrashedError } from '../../src/errors.js';
+import { InvalidOptionError, PoolClosedError, SessionNotFoundError, SessionWorkerLostError, WorkerCrashedError } from '../../src/errors.js';
 import { expectStats, flush, row, setup, workerRows, type Harness } from './pool.harness.js';
 
 /** Keep `workerIds` busy for `ms` with anonymous requests; returns the runs. */
@@ -321,12 +321,12 @@ test('sessionTtlMs: 0 keeps sessions until endSession', async () => {
   await h.finish();
 });
 
-test('endSession on a stopped pool is PoolClosedError; a bad id is a TypeError', async () => {
+test('endSession on a stopped pool is PoolClosedError; a bad id is an InvalidOptionError', async () => {
   const h = setup({ poolSize: 1 });
   await h.pool.whenReady();
   await h.pool.endSession('' as string).then(
     () => assert.unreachable(),
-    (e) => assert.instance(e, TypeError),
+    (e) => assert.instance(e, InvalidOptionError),
   );
   await h.pool.execute('echo', null, { sessionId: 's1' });
   await h.finish();

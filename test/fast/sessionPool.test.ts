@@ -81,6 +81,7 @@ function ctx(partial: Partial<SessionPoolContext> & { affinity?: SessionPoolCont
     nextPermanent: 3,
     nextOverflow: 1,
     closed: false,
+    overflowBlocked: false,
     ...rest,
   };
 }

@@ -120,19 +120,23 @@ test('a Python error is a PythonError reply and the worker stays', () => {
   assert.is(w.context().stats.errors, 1);
 });
 
-test('errors in a row past maxConsecutiveErrors condemn the worker; a success resets the count', () => {
+test('errors in a row past maxConsecutiveErrors replace the process in place; a success resets the count', () => {
   const w = setup({ maxConsecutiveErrors: 3 });
   w.worker.send({ type: 'START' });
+  const first = w.sim.processOf('w1')!;
   w.exec('raise', { message: '1' });
   w.exec('raise', { message: '2' });
   w.exec('echo');
   w.exec('raise', { message: '3' });
   w.exec('raise', { message: '4' });
-  assert.is(w.state(), 'healthy');
+  assert.ok(first.alive, 'a success in between reset the count');
   w.exec('raise', { message: '5' });
-  assert.is(w.state(), 'unhealthy');
-  assert.match(w.context().info.failure!.message, /3 errors in a row/);
-  assert.equal(w.sim.alive(), []);
+  assert.not.ok(first.alive, 'the third error in a row replaced the process');
+  assert.is(w.last().replaced, true, 'the caller learns that its session state went with it');
+  assert.instance((w.last() as { error: Error }).error, PythonError);
+  assert.is(w.state(), 'healthy');
+  assert.is(w.context().generation, 2);
+  assert.is(w.sim.alive().length, 1);
 });
 
 test('request timeout: RequestTimeoutError, the process is replaced on the spot, a late reply cannot reach the next request', () => {
