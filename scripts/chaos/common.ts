@@ -50,22 +50,8 @@ export class PoolProcesses {
   }
 }
 
-/** The first `name` event for which `match` holds, or a rejection after `timeoutMs`. */
-export function nextEvent<T>(pool: Pool, name: string, match: (e: T) => boolean = () => true, timeoutMs = 15_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      pool.off(name, listener);
-      reject(new Error(`no "${name}" event within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const listener = (e: T) => {
-      if (!match(e)) return;
-      clearTimeout(timer);
-      pool.off(name, listener);
-      resolve(e);
-    };
-    pool.on(name, listener);
-  });
-}
+// The first `name` event for which `match` holds: the same helper as the layer-3 suites.
+export { nextEvent } from '../../test/integration/helpers.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

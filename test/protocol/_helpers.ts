@@ -6,6 +6,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 
+import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, type WorkerProcessOptions } from '../../src/transport/workerProcess.js';
+import type { ProtocolError } from '../../src/errors.js';
+
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MOCK_WORKER = join(ROOT, 'test', 'fixtures', 'mock-worker.mjs');
 export const SHARED_VECTORS = join(ROOT, 'test', 'fixtures', 'vectors.json');
@@ -183,4 +186,67 @@ export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'con
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(5);
   }
+}
+
+// ---- a WorkerProcess with its messages recorded and requests awaited ----------------------
+
+export interface WorkerHarness {
+  wp: WorkerProcess;
+  messages: WorkerMessage[];
+  protocolErrors: ProtocolError[];
+  stderr: string[];
+  exit: Promise<WorkerExitInfo>;
+  ready: Promise<WorkerMessage>;
+  request(cmd: string, args?: unknown, session?: string | null): Promise<Reply>;
+}
+
+let nextRequestId = 1;
+
+/**
+ * Spawn a worker (real or mock) and record everything it says. The exit must be reported
+ * exactly once, and a request never hangs a test: it fails after 10 s, or when the worker
+ * exits unanswered.
+ */
+export function startWorker(options: WorkerProcessOptions, pids: PidTracker): WorkerHarness {
+  const messages: WorkerMessage[] = [];
+  const protocolErrors: ProtocolError[] = [];
+  const stderr: string[] = [];
+  const waiters = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  let onReady: (m: WorkerMessage) => void = () => {};
+  const ready = new Promise<WorkerMessage>((r) => { onReady = r; });
+  let onExit: (i: WorkerExitInfo) => void = () => {};
+  const exit = new Promise<WorkerExitInfo>((r) => { onExit = r; });
+  let exits = 0;
+  const wp = WorkerProcess.spawn(options, {
+    onMessage(m) {
+      messages.push(m);
+      if (m.kind === 'ready') onReady(m);
+      if (m.kind === 'reply') { waiters.get(m.id)?.resolve(m); waiters.delete(m.id); }
+    },
+    onStderr(line) { stderr.push(line); },
+    onProtocolError(e) { protocolErrors.push(e); },
+    onExit(info) {
+      for (const w of waiters.values()) w.reject(new Error(`worker exited (${info.code ?? info.signal}) before replying; stderr: ${info.stderrTail.join(' | ')}`));
+      waiters.clear();
+      exits++;
+      assert.is(exits, 1, 'exit reported once');
+      onExit(info);
+    },
+  });
+  pids.add(wp.pid);
+  return {
+    wp, messages, protocolErrors, stderr, exit, ready,
+    request(cmd, args, session = null) {
+      const id = nextRequestId++;
+      const p = new Promise<Reply>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no reply to ${cmd} (id ${id}) within 10 s; protocol errors: ${protocolErrors.map((e) => e.message).join('; ')}`)), 10_000);
+        waiters.set(id, {
+          resolve: (r) => { clearTimeout(timer); resolve(r); },
+          reject: (e) => { clearTimeout(timer); reject(e); },
+        });
+      });
+      wp.send(id, cmd, args, session);
+      return p;
+    },
+  };
 }

@@ -10,7 +10,7 @@ import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, typ
 import { BRIDGE_SCRIPT, resolvePython } from '../../src/transport/python.js';
 import { ProtocolError } from '../../src/errors.js';
 import { MAX_DEPTH } from '../../src/codec/encode.js';
-import { PidTracker, ROOT, assertWireEqual, sleep, waitFor } from './_helpers.js';
+import { PidTracker, ROOT, assertWireEqual, sleep, startWorker, waitFor, type WorkerHarness } from './_helpers.js';
 
 const pids = new PidTracker();
 const HANDLERS = join(ROOT, 'test', 'fixtures', 'handlers', 'echo_handlers.py');
@@ -18,57 +18,8 @@ const PYTHON = process.env.PYVISOR_PYTHON ?? 'python3';
 const present = existsSync(BRIDGE_SCRIPT);
 let python = '';
 
-interface Harness {
-  wp: WorkerProcess;
-  messages: WorkerMessage[];
-  protocolErrors: ProtocolError[];
-  stderr: string[];
-  exit: Promise<WorkerExitInfo>;
-  ready: Promise<WorkerMessage>;
-  request(cmd: string, args?: unknown, session?: string | null): Promise<Reply>;
-}
-let nextId = 1;
-
-function start(opts: Partial<WorkerProcessOptions> = {}): Harness {
-  const messages: WorkerMessage[] = [];
-  const protocolErrors: ProtocolError[] = [];
-  const stderr: string[] = [];
-  const waiters = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  let onReady: (m: WorkerMessage) => void = () => {};
-  const ready = new Promise<WorkerMessage>((r) => { onReady = r; });
-  let onExit: (i: WorkerExitInfo) => void = () => {};
-  const exit = new Promise<WorkerExitInfo>((r) => { onExit = r; });
-  const wp = WorkerProcess.spawn({ workerId: 'py1', python, handlers: [HANDLERS], ...opts }, {
-    onMessage(m) {
-      messages.push(m);
-      if (m.kind === 'ready') onReady(m);
-      if (m.kind === 'reply') { waiters.get(m.id)?.resolve(m); waiters.delete(m.id); }
-    },
-    onStderr(l) { stderr.push(l); },
-    onProtocolError(e) { protocolErrors.push(e); },
-    onExit(i) {
-      for (const w of waiters.values()) w.reject(new Error(`worker exited (${i.code ?? i.signal}) before replying; stderr: ${i.stderrTail.join(' | ')}`));
-      waiters.clear();
-      onExit(i);
-    },
-  });
-  pids.add(wp.pid);
-  return {
-    wp, messages, protocolErrors, stderr, exit, ready,
-    request(cmd, args, session = null) {
-      const id = nextId++;
-      // never hang a test: a request fails after 10 s, or when the worker exits unanswered
-      const p = new Promise<Reply>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no reply to ${cmd} (id ${id}) within 10 s; protocol errors: ${protocolErrors.map((e) => e.message).join('; ')}`)), 10_000);
-        waiters.set(id, {
-          resolve: (r) => { clearTimeout(timer); resolve(r); },
-          reject: (e) => { clearTimeout(timer); reject(e); },
-        });
-      });
-      wp.send(id, cmd, args, session);
-      return p;
-    },
-  };
+function start(opts: Partial<WorkerProcessOptions> = {}): WorkerHarness {
+  return startWorker({ workerId: 'py1', python, handlers: [HANDLERS], ...opts }, pids);
 }
 
 if (!present) {

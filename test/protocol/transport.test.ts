@@ -9,77 +9,19 @@ import { join } from 'node:path';
 import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, type WorkerProcessOptions } from '../../src/transport/workerProcess.js';
 import { BRIDGE_SCRIPT, PACKAGE_ROOT, clearPythonCache, resolvePython } from '../../src/transport/python.js';
 import { ProtocolError, SerializationError, WorkerStartError } from '../../src/errors.js';
-import { MOCK_WORKER, PidTracker, assertWireEqual, isAlive, sleep, waitFor } from './_helpers.js';
+import { MOCK_WORKER, PidTracker, assertWireEqual, isAlive, sleep, startWorker, waitFor, type WorkerHarness } from './_helpers.js';
 
 const pids = new PidTracker();
 
-interface Harness {
-  wp: WorkerProcess;
-  messages: WorkerMessage[];
-  protocolErrors: ProtocolError[];
-  stderr: string[];
-  exit: Promise<WorkerExitInfo>;
-  ready: Promise<WorkerMessage>;
-  request(cmd: string, args?: unknown, session?: string | null): Promise<Reply>;
-}
-
-let nextId = 1;
-
-function start(script = 'normal', extra: string[] = [], opts: Partial<WorkerProcessOptions> = {}): Harness {
-  const messages: WorkerMessage[] = [];
-  const protocolErrors: ProtocolError[] = [];
-  const stderr: string[] = [];
-  const waiters = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  let onReady: (m: WorkerMessage) => void = () => {};
-  const ready = new Promise<WorkerMessage>((r) => { onReady = r; });
-  let onExit: (i: WorkerExitInfo) => void = () => {};
-  const exit = new Promise<WorkerExitInfo>((r) => { onExit = r; });
-  let exits = 0;
+function start(script = 'normal', extra: string[] = [], opts: Partial<WorkerProcessOptions> = {}): WorkerHarness {
   const workerId = opts.workerId ?? 'w1';
-  const wp = WorkerProcess.spawn(
-    {
-      workerId,
-      python: process.execPath,
-      argv: [process.execPath, MOCK_WORKER, '--worker-id', workerId, '--script', script, ...extra],
-      ...opts,
-    },
-    {
-      onMessage(m) {
-        messages.push(m);
-        if (m.kind === 'ready') onReady(m);
-        if (m.kind === 'reply') { waiters.get(m.id)?.resolve(m); waiters.delete(m.id); }
-      },
-      onStderr(line) { stderr.push(line); },
-      onProtocolError(e) { protocolErrors.push(e); },
-      onExit(info) {
-        for (const w of waiters.values()) w.reject(new Error(`worker exited (${info.code ?? info.signal}) before replying`));
-        waiters.clear();
-        exits++;
-        assert.is(exits, 1, 'exit reported once');
-        onExit(info);
-      },
-    },
+  return startWorker(
+    { workerId, python: process.execPath, argv: [process.execPath, MOCK_WORKER, '--worker-id', workerId, '--script', script, ...extra], ...opts },
+    pids,
   );
-  pids.add(wp.pid);
-  return {
-    wp, messages, protocolErrors, stderr, exit, ready,
-    request(cmd, args, session = null) {
-      const id = nextId++;
-      // never hang a test: a request fails after 10 s, or when the worker exits unanswered
-      const p = new Promise<Reply>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no reply to ${cmd} (id ${id}) within 10 s; protocol errors: ${protocolErrors.map((e) => e.message).join('; ')}`)), 10_000);
-        waiters.set(id, {
-          resolve: (r) => { clearTimeout(timer); resolve(r); },
-          reject: (e) => { clearTimeout(timer); reject(e); },
-        });
-      });
-      wp.send(id, cmd, args, session);
-      return p;
-    },
-  };
 }
 
-async function stop(h: Harness): Promise<WorkerExitInfo> {
+async function stop(h: WorkerHarness): Promise<WorkerExitInfo> {
   h.wp.endInput();
   return h.exit;
 }
