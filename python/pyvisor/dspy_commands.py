@@ -15,8 +15,20 @@ with or without dspy. With no ``configure_lm``, a namespace uses the dummy LM.
 
 ``PYVISOR_DSPY``: ``auto`` (default: use dspy if importable), ``off`` (never
 import it), ``require`` (fail the command if it cannot be imported).
+
+Self-sufficient calls: ``execute_program``, ``get_program_info`` and
+``delete_program`` take an optional ``restore: {lm?: <configure_lm args>,
+program: <create_program args>}``. With it, the call first makes this worker's
+namespace match: the LM is (re)configured from ``restore.lm`` when the namespace
+has no LM or a different one, and the program is created from
+``restore.program`` when it is missing or was created from a different spec.
+Then the command proceeds, and its result carries ``restored`` (True when
+anything had to be (re)made). A host that keeps the specs (the TypeScript
+``PythonPool``) can so send one call to any worker. ``configure_lm`` with the
+configuration a namespace already has is a no-op.
 """
 
+import copy
 import os
 import time
 
@@ -89,24 +101,27 @@ def engine_name():
 # -- namespaces -------------------------------------------------------------
 
 class Program(object):
-    __slots__ = ("program_id", "type", "signature", "created_at", "executions", "module")
+    __slots__ = ("program_id", "type", "signature", "created_at", "executions", "module",
+                 "spec")
 
-    def __init__(self, program_id, ptype, signature, module=None):
+    def __init__(self, program_id, ptype, signature, module=None, spec=None):
         self.program_id = program_id
         self.type = ptype
         self.signature = signature
         self.created_at = time.time()
         self.executions = 0
         self.module = module
+        self.spec = spec  # (type, signature) as sent: what restore.program is compared with
 
 
 class Namespace(object):
-    __slots__ = ("label", "programs", "lm", "dspy_lm")
+    __slots__ = ("label", "programs", "lm", "lm_args", "dspy_lm")
 
     def __init__(self, label):
         self.label = label
         self.programs = {}
         self.lm = None
+        self.lm_args = None  # the configure_lm args that built ``lm``
         self.dspy_lm = None
 
 
@@ -138,14 +153,68 @@ def _args(args, cmd):
     return args
 
 
-def _program(ns, args, cmd):
+def _program_id(args, cmd):
     pid = args.get("program_id")
     if not isinstance(pid, str) or not pid:
         raise ValueError("%s: program_id must be a non-empty string, got %r" % (cmd, pid))
+    return pid
+
+
+def _restore_args(args, pid, cmd):
+    """Check ``args["restore"]``; return ``(lm_args or None, program_args)``."""
+    restore = args["restore"]
+    if not isinstance(restore, dict):
+        raise ValueError("%s: restore must be a map {lm?, program}, got %s"
+                         % (cmd, type(restore).__name__))
+    unknown = sorted(k for k in restore if k not in ("lm", "program"))
+    if unknown:
+        raise ValueError("%s: restore has unknown key(s) %s (expected lm, program)"
+                         % (cmd, ", ".join(repr(k) for k in unknown)))
+    lm_args = restore.get("lm")
+    if lm_args is not None and not isinstance(lm_args, dict):
+        raise ValueError("%s: restore.lm must be a map of configure_lm args, got %s"
+                         % (cmd, type(lm_args).__name__))
+    prog = restore.get("program")
+    if not isinstance(prog, dict):
+        raise ValueError("%s: restore.program must be a map of create_program args, got %s"
+                         % (cmd, "nothing" if prog is None else type(prog).__name__))
+    rid = prog.get("id", prog.get("program_id"))
+    if rid is None:
+        prog = dict(prog, id=pid)
+    elif rid != pid:
+        raise ValueError("%s: restore.program.id %r does not match program_id %r"
+                         % (cmd, rid, pid))
+    return lm_args, prog
+
+
+def _spec_key(args):
+    ptype = args.get("type")
+    return ("predict" if ptype is None else ptype, args.get("signature"))
+
+
+def _program(ns, args, cmd):
+    """The program ``args`` names, and whether ``args["restore"]`` had to (re)make
+    it or the namespace's LM. Without ``restore``, a missing program is a
+    ProgramNotFoundError. With it, everything is validated before anything
+    changes, so a failing restore leaves the namespace as it was."""
+    pid = _program_id(args, cmd)
     p = ns.programs.get(pid)
-    if p is None:
-        raise ProgramNotFoundError("Program '%s' not found in %s" % (pid, ns.label))
-    return p
+    if args.get("restore") is None:
+        if p is None:
+            raise ProgramNotFoundError("Program '%s' not found in %s" % (pid, ns.label))
+        return p, None
+    lm_args, prog = _restore_args(args, pid, cmd)
+    lm = None
+    if lm_args is not None and not (ns.lm is not None and ns.lm_args == lm_args):
+        lm = _lm.make_lm(lm_args, "configure_lm")
+    fresh = None
+    if p is None or p.spec != _spec_key(prog):
+        fresh = _build_program(ns, prog, replace=True)
+    if lm is not None:
+        _set_lm(ns, lm, lm_args)
+    if fresh is not None:
+        p = ns.programs[pid] = fresh
+    return p, lm is not None or fresh is not None
 
 
 @on_cleanup
@@ -154,7 +223,7 @@ def _cleanup(session_id, session):
     n = len(ns.programs) if ns is not None else 0
     if ns is not None:
         ns.programs.clear()
-        ns.lm = ns.dspy_lm = None
+        ns.lm = ns.lm_args = ns.dspy_lm = None
     return {"freed_programs": n}
 
 
@@ -268,20 +337,15 @@ def _plain(v):
 
 # -- commands ---------------------------------------------------------------
 
-@command("configure_lm")
-def configure_lm(args, ctx):
-    args = _args(args, "configure_lm")
-    ns = _namespace(ctx, "configure_lm")
-    lm = _lm.make_lm(args, "configure_lm")
+def _set_lm(ns, lm, lm_args):
     ns.lm = lm
+    ns.lm_args = copy.deepcopy(lm_args)
     ns.dspy_lm = None
-    return {"configured": True, "provider": lm.provider, "model": lm.model}
 
 
-@command("create_program")
-def create_program(args, ctx):
-    args = _args(args, "create_program")
-    ns = _namespace(ctx, "create_program")
+def _build_program(ns, args, replace=False):
+    """Validate create_program ``args``; return the new Program (not yet stored).
+    The error messages are create_program's, whoever calls."""
     ptype = args.get("type")
     if ptype is None:
         ptype = "predict"
@@ -297,21 +361,41 @@ def create_program(args, ctx):
             pid = "program_" + os.urandom(6).hex()
     elif not isinstance(pid, str) or not pid:
         raise ValueError("create_program: id must be a non-empty string, got %r" % (pid,))
-    elif pid in ns.programs:
+    elif pid in ns.programs and not replace:
         raise ValueError("create_program: program '%s' already exists in %s"
                          % (pid, ns.label))
     signature = normalize_signature(args.get("signature"), ptype)
     dspy = dspy_module()
     module = _build_dspy_module(dspy, signature, ptype) if dspy is not None else None
-    ns.programs[pid] = Program(pid, ptype, signature, module)
-    return {"program_id": pid, "type": ptype, "signature": signature}
+    return Program(pid, ptype, signature, module, copy.deepcopy(_spec_key(args)))
+
+
+@command("configure_lm")
+def configure_lm(args, ctx):
+    args = _args(args, "configure_lm")
+    ns = _namespace(ctx, "configure_lm")
+    if ns.lm is None or ns.lm_args != args:  # the same configuration again: a no-op
+        _set_lm(ns, _lm.make_lm(args, "configure_lm"), args)
+    return {"configured": True, "provider": ns.lm.provider, "model": ns.lm.model}
+
+
+@command("create_program")
+def create_program(args, ctx):
+    args = _args(args, "create_program")
+    ns = _namespace(ctx, "create_program")
+    replace = args.get("replace", False)
+    if not isinstance(replace, bool):
+        raise ValueError("create_program: replace must be true or false, got %r" % (replace,))
+    p = _build_program(ns, args, replace)
+    ns.programs[p.program_id] = p
+    return {"program_id": p.program_id, "type": p.type, "signature": p.signature}
 
 
 @command("execute_program")
 def execute_program(args, ctx):
     args = _args(args, "execute_program")
-    ns = _namespace(ctx, "execute_program", create=False)
-    p = _program(ns, args, "execute_program")
+    ns = _namespace(ctx, "execute_program", create=args.get("restore") is not None)
+    p, restored = _program(ns, args, "execute_program")
     inputs = args.get("inputs")
     if inputs is None:
         inputs = {}
@@ -350,8 +434,8 @@ def execute_program(args, ctx):
     else:
         outputs = lm.complete(p.signature, inputs, reasoning)
     p.executions += 1
-    return {"program_id": p.program_id, "outputs": outputs, "provider": lm.provider,
-            "model": lm.model}
+    return _with_restored({"program_id": p.program_id, "outputs": outputs,
+                           "provider": lm.provider, "model": lm.model}, restored)
 
 
 @command("list_programs")
@@ -364,17 +448,25 @@ def list_programs(args, ctx):
 @command("delete_program")
 def delete_program(args, ctx):
     args = _args(args, "delete_program")
-    ns = _namespace(ctx, "delete_program", create=False)
-    p = _program(ns, args, "delete_program")
+    ns = _namespace(ctx, "delete_program", create=args.get("restore") is not None)
+    p, restored = _program(ns, args, "delete_program")
     del ns.programs[p.program_id]
-    return {"deleted": p.program_id}
+    return _with_restored({"deleted": p.program_id}, restored)
 
 
 @command("get_program_info")
 def get_program_info(args, ctx):
     args = _args(args, "get_program_info")
-    ns = _namespace(ctx, "get_program_info", create=False)
-    p = _program(ns, args, "get_program_info")
-    return {"program_id": p.program_id, "type": p.type, "signature": p.signature,
-            "executions": p.executions, "created_at": p.created_at,
-            "engine": "dspy" if p.module is not None else "builtin"}
+    ns = _namespace(ctx, "get_program_info", create=args.get("restore") is not None)
+    p, restored = _program(ns, args, "get_program_info")
+    return _with_restored({"program_id": p.program_id, "type": p.type,
+                           "signature": p.signature, "executions": p.executions,
+                           "created_at": p.created_at,
+                           "engine": "dspy" if p.module is not None else "builtin"}, restored)
+
+
+def _with_restored(result, restored):
+    """``restored`` is in the result when the request carried ``restore``."""
+    if restored is not None:
+        result["restored"] = restored
+    return result

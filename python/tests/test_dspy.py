@@ -351,6 +351,158 @@ class TestDummyLM(DspyPoolCase):
         self.assertEqual(got, ["one", "two", "one", "two", "one"])
 
 
+class TestRestore(DspyPoolCase):
+    """The optional ``restore`` argument of execute_program, get_program_info and
+    delete_program: one call that works on a worker that lacks the program."""
+
+    LM = {"provider": "dummy", "model": "table", "answers": {"*": {"answer": "from the table"}}}
+    PROG = {"id": "qa", "signature": QA}
+
+    def execute(self, question="q", restore=None, program_id="qa"):
+        args = {"program_id": program_id, "inputs": {"question": question}}
+        if restore is not None:
+            args["restore"] = restore
+        return self.call("execute_program", args)
+
+    def test_missing_program_restored_in_one_call(self):
+        base = self.w.call("get_stats")["programs"]
+        r = self.execute(restore={"lm": self.LM, "program": self.PROG})
+        self.assertEqual(r, {"program_id": "qa", "outputs": {"answer": "from the table"},
+                             "provider": "dummy", "model": "table", "restored": True})
+        self.assertEqual(self.w.call("get_stats")["programs"], base + 1)
+        self.assertEqual(self.call("list_programs"),
+                         {"programs": [{"program_id": "qa", "type": "predict"}]})
+        # Now the worker has both: nothing to restore, the result says so.
+        r = self.execute(restore={"lm": self.LM, "program": self.PROG})
+        self.assertIs(r["restored"], False)
+        self.assertEqual(r["outputs"], {"answer": "from the table"})
+        info = self.call("get_program_info", {"program_id": "qa",
+                                              "restore": {"program": self.PROG}})
+        self.assertEqual((info["executions"], info["restored"]), (2, False))
+        # Without restore the result has no "restored" key (unchanged shape).
+        self.assertNotIn("restored", self.execute())
+
+    def test_info_and_delete_restore_too(self):
+        info = self.call("get_program_info", {"program_id": "cot", "restore": {"program": {
+            "type": "chain_of_thought", "signature": QA}}})
+        self.assertEqual((info["program_id"], info["type"], info["executions"],
+                          info["restored"]), ("cot", "chain_of_thought", 0, True))
+        r = self.call("delete_program", {"program_id": "gone",
+                                         "restore": {"program": {"signature": QA}}})
+        self.assertEqual(r, {"deleted": "gone", "restored": True})
+        r = self.call("delete_program", {"program_id": "cot", "restore": {"program": {
+            "type": "chain_of_thought", "signature": QA}}})
+        self.assertEqual(r, {"deleted": "cot", "restored": False})
+        self.assertEqual(self.call("list_programs"), {"programs": []})
+
+    def test_without_restore_still_not_found(self):
+        self.execute(restore={"program": self.PROG})
+        self.call("cleanup_session", {"session_id": self.sid})
+        e = self.err("execute_program", {"program_id": "qa", "inputs": {"question": "q"}})
+        self.assertEqual(e["type"], "ProgramNotFoundError")
+        self.assertEqual(e["message"], "Program 'qa' not found in session '%s'" % self.sid)
+
+    def test_different_lm_replaced(self):
+        self.call("configure_lm", {"provider": "dummy", "model": "old",
+                                   "answers": {"*": {"answer": "old"}}})
+        self.call("create_program", self.PROG)
+        r = self.execute(restore={"lm": self.LM, "program": self.PROG})
+        self.assertEqual((r["model"], r["outputs"]["answer"], r["restored"]),
+                         ("table", "from the table", True))
+        # The new LM is the session's now, with or without restore.
+        self.assertEqual(self.execute()["outputs"]["answer"], "from the table")
+        self.assertIs(self.execute(restore={"lm": self.LM, "program": self.PROG})["restored"],
+                      False)
+        # No restore.lm: the session's LM is left as it is.
+        r = self.execute(restore={"program": self.PROG})
+        self.assertEqual((r["model"], r["restored"]), ("table", False))
+
+    def test_lm_kept_when_equal(self):
+        # Rotation state shows whether the LM object was rebuilt.
+        lm = {"provider": "dummy", "answers": [{"answer": "one"}, {"answer": "two"}]}
+        self.assertEqual(self.call("configure_lm", lm),
+                         {"configured": True, "provider": "dummy", "model": "dummy"})
+        self.call("create_program", self.PROG)
+        self.assertEqual(self.execute()["outputs"]["answer"], "one")
+        # configure_lm with the same configuration is a no-op...
+        self.assertEqual(self.call("configure_lm", dict(lm)),
+                         {"configured": True, "provider": "dummy", "model": "dummy"})
+        self.assertEqual(self.execute()["outputs"]["answer"], "two")
+        # ...and so is a restore carrying it.
+        r = self.execute(restore={"lm": lm, "program": self.PROG})
+        self.assertEqual((r["outputs"]["answer"], r["restored"]), ("one", False))
+        # A different configuration is rebuilt (the rotation starts again).
+        self.call("configure_lm", dict(lm, model="other"))
+        self.assertEqual(self.execute()["outputs"]["answer"], "one")
+
+    def test_stale_copy_replaced_by_the_spec(self):
+        self.call("create_program", {"id": "qa", "signature": QA})
+        topic = {"id": "qa", "signature": {"inputs": ["topic"], "outputs": ["answer"]}}
+        r = self.call("execute_program", {"program_id": "qa", "inputs": {"topic": "t"},
+                                          "restore": {"program": topic}})
+        self.assertEqual((r["outputs"], r["restored"]), ({"answer": "dummy answer to: t"}, True))
+        info = self.call("get_program_info", {"program_id": "qa"})
+        self.assertEqual([f["name"] for f in info["signature"]["inputs"]], ["topic"])
+
+    def test_bad_spec_gives_create_programs_error(self):
+        bad_programs = [
+            {},
+            {"signature": "q -> a"},
+            {"signature": {"inputs": [], "outputs": ["a"]}},
+            {"signature": {"inputs": ["q"], "outputs": [{"description": "x"}]}},
+            {"signature": {"inputs": ["a b"], "outputs": ["x"]}},
+            {"signature": {"inputs": ["q"], "outputs": ["q"]}},
+            {"type": "react", "signature": QA},
+            {"type": "chain_of_thought", "signature": {"inputs": ["q"],
+                                                       "outputs": ["reasoning"]}},
+        ]
+        for prog in bad_programs:
+            want = self.err("create_program", dict(prog, id="qa"))
+            for cmd, extra in [("execute_program", {"inputs": {"question": "q"}}),
+                               ("get_program_info", {}), ("delete_program", {})]:
+                got = self.err(cmd, dict(extra, program_id="qa", restore={"program": prog}))
+                self.assertEqual((got["type"], got["message"]), (want["type"], want["message"]),
+                                 (cmd, prog))
+                self.assertTrue(got["message"].startswith("create_program: "), got)
+        # A bad LM gives configure_lm's error, and a failing restore changes nothing.
+        want = self.err("configure_lm", {"provider": "dummy", "answers": []})
+        got = self.err("execute_program", {"program_id": "qa", "inputs": {"question": "q"},
+                                           "restore": {"lm": {"provider": "dummy",
+                                                              "answers": []},
+                                                       "program": self.PROG}})
+        self.assertEqual((got["type"], got["message"]), (want["type"], want["message"]))
+        self.assertEqual(self.call("list_programs"), {"programs": []})
+
+    def test_restore_shape_errors(self):
+        def check(restore, message):
+            e = self.err("execute_program", {"program_id": "qa", "inputs": {},
+                                             "restore": restore})
+            self.assertEqual((e["type"], e["message"]), ("ValueError", message))
+        check("x", "execute_program: restore must be a map {lm?, program}, got str")
+        check({}, "execute_program: restore.program must be a map of create_program args, "
+                  "got nothing")
+        check({"program": self.PROG, "lm": "dummy"},
+              "execute_program: restore.lm must be a map of configure_lm args, got str")
+        check({"program": self.PROG, "extra": 1},
+              "execute_program: restore has unknown key(s) 'extra' (expected lm, program)")
+        check({"program": {"id": "other", "signature": QA}},
+              "execute_program: restore.program.id 'other' does not match program_id 'qa'")
+        e = self.w.error("execute_program", {"program_id": "qa", "inputs": {},
+                                             "restore": {"program": self.PROG}}, session=None)
+        self.assertEqual(e["type"], "SessionRequiredError")
+
+    def test_create_program_replace(self):
+        self.call("create_program", self.PROG)
+        e = self.err("create_program", self.PROG)
+        self.assertIn("already exists", e["message"])
+        r = self.call("create_program", {"id": "qa", "replace": True, "type": "chain_of_thought",
+                                         "signature": QA})
+        self.assertEqual(r["type"], "chain_of_thought")
+        self.assertEqual(len(self.call("list_programs")["programs"]), 1)
+        e = self.err("create_program", dict(self.PROG, replace="yes"))
+        self.assertEqual(e["message"], "create_program: replace must be true or false, got 'yes'")
+
+
 class TestStandalone(WorkerTestCase):
     def test_global_namespace(self):
         w = self.spawn(mode="standalone", env=BUILTIN_ENV)

@@ -4,13 +4,14 @@
  * get_program_info, delete_program; python/pyvisor/dspy_commands.py).
  *
  * The adapter is the source of truth for a session's programs: it keeps every program's spec
- * and the session's LM configuration in Node. A worker's Python namespace is a cache of that
- * state. When a call lands on a worker that lacks the program (another worker served the
- * session before, or the worker crashed and was replaced, or the session expired), the
- * adapter re-creates the LM configuration and the program from the spec and retries, so a
- * program survives any routing and any worker crash. docs/ADAPTER.md has the full story.
+ * and the session's LM configuration in Node, and a worker's Python namespace is a cache of
+ * them. Every call about a program carries its spec and the LM configuration (`restore`), and
+ * the bridge brings its namespace up to date in that same call before it runs the command. So
+ * one call works on whichever worker it lands on, and a program survives any routing and any
+ * worker crash; a call is retried once only when its worker died. docs/ADAPTER.md has the
+ * full story.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import { createPool } from '../createPool.js';
 import {
@@ -101,9 +102,9 @@ export interface ExecuteResult<O extends Record<string, unknown> = Record<string
   outputs: O;
   provider: string;
   model: string;
-  /** The program (and LM configuration) had to be re-created on the worker that answered. */
+  /** The worker that answered had to (re)create the program or the session's LM configuration first, in the same call. */
   restored: boolean;
-  /** Calls sent to the pool for this execution, restores included: 1 when nothing went wrong. */
+  /** Calls sent to the pool for this execution: 1, or 2 when it was retried after its worker died. */
   attempts: number;
 }
 
@@ -131,13 +132,19 @@ export interface ProgramSummary {
   createdAt: number;
 }
 
-export type RestoreReason = 'program_missing' | 'worker_crashed' | 'worker_lost' | 'lm_missing';
+/**
+ * Why a worker lacked a session's state: 'program_missing' (routing: it never held the
+ * program, held an older spec of it, or another LM configuration), 'worker_crashed' (the call
+ * is a retry after its worker died under it), 'worker_lost' (a retry after an
+ * `affinity: 'strict'` session lost its pinned worker).
+ */
+export type RestoreReason = 'program_missing' | 'worker_crashed' | 'worker_lost';
 
 export interface PythonPoolEvents {
-  /** The adapter re-created a session's state on a worker before retrying a call. */
+  /** A worker (re)created a program or the session's LM configuration from the spec the call carried. */
   program_restored: { sessionId: string; programId: string; reason: RestoreReason };
-  /** A call is being retried (after a restore, a crash or a lost pinned worker). */
-  retry: { sessionId: string; programId: string; command: string; reason: RestoreReason; attempt: number };
+  /** A call is being retried once: its worker died under it, or a strict session's worker is gone. */
+  retry: { sessionId: string; programId: string; command: string; reason: 'worker_crashed' | 'worker_lost'; attempt: number };
 }
 
 export interface PythonPoolStats {
@@ -147,20 +154,14 @@ export interface PythonPoolStats {
   programs: number;
   /** Successful executions. */
   executions: number;
-  /** Times state was re-created on a worker. */
+  /** Calls whose worker (re)created the program or LM configuration from the spec they carried. */
   restores: number;
-  /** Calls retried (after a restore, crash or lost worker). */
+  /** Calls retried after their worker died (or a strict session's worker was lost). */
   retries: number;
 }
 
-export interface PythonPoolOptions {
-  /**
-   * How many times one call may restore state and retry when it keeps landing on workers
-   * that lack the program. Default: three times the number of workers, plus 2 (each restore
-   * covers one more worker, so this is only reached under heavy non-sticky routing).
-   */
-  maxRestores?: number;
-}
+/** Options of `new PythonPool(pool, options)`; none at the moment (kept for compatibility). */
+export interface PythonPoolOptions {}
 
 // ---- internal state ---------------------------------------------------------------------------
 
@@ -168,6 +169,7 @@ interface ProgramSpec {
   id: string;
   type: ProgramType;
   signature: { inputs: NormalizedField[]; outputs: NormalizedField[]; instructions: string };
+  /** create_program's args, sent as `restore.program` with every call about the program. */
   wire: Record<string, unknown>;
   createdAt: number;
   executions: number;
@@ -176,22 +178,14 @@ interface ProgramSpec {
 interface SessionState {
   id: string;
   lm: LMConfig | null;
+  /** configure_lm's args, sent as `restore.lm` with every execute/info call. */
   lmWire: Record<string, unknown> | null;
-  /** provider/model the workers report for the configured LM (model as sent on the wire). */
-  lmExpect: LMInfo | null;
-  /** The model name the user gave (or the default): what results report. */
-  lmLabel: string | null;
   programs: Map<string, ProgramSpec>;
   /** Ids being created right now (a concurrent duplicate must fail, like Python would). */
   reserved: Set<string>;
-  /** Some Python worker may hold state of this session (set by the first call that reached one). */
-  touched: boolean;
 }
 
 const PROGRAM_TYPES: readonly ProgramType[] = ['predict', 'chain_of_thought'];
-const DEFAULT_OPENAI_MODEL = 'gpt-4o-mini';
-/** PythonPool.create's default for the pool's maxConsecutiveErrors (see create()). */
-export const ADAPTER_MAX_CONSECUTIVE_ERRORS = 1000;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v) || Buffer.isBuffer(v)) return false;
@@ -254,7 +248,7 @@ function programWire(config: ProgramConfig, id: string, type: ProgramType): Reco
 }
 
 /** camelCase LM config → configure_lm's snake_case args. */
-function lmWire(config: LMConfig): { wire: Record<string, unknown>; expect: LMInfo; label: string } {
+function lmWire(config: LMConfig): Record<string, unknown> {
   if (!isPlainObject(config)) throw bad('lm', 'must be an object with a provider', config);
   const provider = (config as { provider?: unknown }).provider;
   if (provider !== 'dummy' && provider !== 'openai') throw bad('provider', "must be 'dummy' or 'openai'", provider);
@@ -262,18 +256,13 @@ function lmWire(config: LMConfig): { wire: Record<string, unknown>; expect: LMIn
   if (c.model !== undefined && (typeof c.model !== 'string' || c.model.length === 0)) throw bad('model', 'must be a non-empty string', c.model);
   if (provider === 'dummy') {
     checkKeys('', c, ['provider', 'model', 'answers']);
-    const label = (c.model as string | undefined) ?? 'dummy';
     const wire: Record<string, unknown> = { provider };
     if (c.model !== undefined) wire.model = c.model;
     if (c.answers !== undefined) {
       if (!isPlainObject(c.answers) && !Array.isArray(c.answers)) throw bad('answers', 'must be an object (input value → outputs) or an array of outputs objects', c.answers);
-      wire.answers = c.answers;
-      // A worker that lost the session's LM answers with the default dummy LM, which reports
-      // model "dummy" too: tag the wire label with the table's digest so the adapter can tell
-      // them apart (results report the user's label).
-      wire.model = `${label}#${createHash('sha1').update(JSON.stringify(c.answers) ?? '').digest('hex').slice(0, 8)}`;
+      wire.answers = structuredClone(c.answers);
     }
-    return { wire, expect: { provider, model: (wire.model as string | undefined) ?? 'dummy' }, label };
+    return wire;
   }
   checkKeys('', c, ['provider', 'model', 'baseUrl', 'apiKey', 'apiKeyEnv', 'timeoutMs', 'temperature', 'maxTokens'], {
     base_url: 'baseUrl',
@@ -309,8 +298,7 @@ function lmWire(config: LMConfig): { wire: Record<string, unknown>; expect: LMIn
     if (!Number.isSafeInteger(c.maxTokens) || (c.maxTokens as number) < 1) throw bad('maxTokens', 'must be an integer >= 1', c.maxTokens);
     wire.max_tokens = c.maxTokens;
   }
-  const label = (c.model as string | undefined) ?? DEFAULT_OPENAI_MODEL;
-  return { wire, expect: { provider, model: label }, label };
+  return wire;
 }
 
 function callOptions(opts: ProgramCallOptions | undefined): { exec: Omit<ExecuteOptions, 'sessionId'>; retryOnCrash: boolean } {
@@ -329,13 +317,12 @@ function checkProgramId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || id.length === 0) throw bad('programId', 'must be a non-empty string', id);
 }
 
-/** The bridge's "Program 'x' not found in session 's'". */
-function isProgramMissing(error: unknown): boolean {
-  return error instanceof PythonError && error.pythonType === 'ProgramNotFoundError';
-}
-
-function isDuplicate(error: unknown): boolean {
-  return error instanceof PythonError && error.pythonType === 'ValueError' && /already exists/.test(error.message);
+/**
+ * The bridge's "Program 'x' not found in session 's'", answered in Node: the adapter knows
+ * every program of the session, and a worker may still hold a stale copy of a deleted one.
+ */
+function programNotFound(sessionId: string, programId: string, command: string): PythonError {
+  return new PythonError('ProgramNotFoundError', `Program '${programId}' not found in session '${sessionId}'`, '', command);
 }
 
 // ---- the adapter ----------------------------------------------------------------------------------
@@ -349,7 +336,6 @@ export class PythonPool extends EventEmitter<{ [K in keyof PythonPoolEvents]: (e
   private readonly ownsPool: boolean;
   private readonly sessions = new Map<string, SessionState>();
   private readonly adapters = new Map<string, SessionAdapter>();
-  private readonly maxRestoresOption: number | undefined;
   private anonymous: SessionAdapter | null = null;
   private counters = { executions: 0, restores: 0, retries: 0 };
   private closing: Promise<void> | null = null;
@@ -360,23 +346,14 @@ export class PythonPool extends EventEmitter<{ [K in keyof PythonPoolEvents]: (e
       throw new TypeError('new PythonPool(pool): pool must be a Pool from createPool()');
     }
     if (!isPlainObject(options as unknown)) throw bad('options', 'must be an object', options);
-    checkKeys('', options as unknown as Record<string, unknown>, ['maxRestores', 'ownsPool']);
-    if (options.maxRestores !== undefined && (!Number.isSafeInteger(options.maxRestores) || options.maxRestores < 1)) {
-      throw bad('maxRestores', 'must be an integer >= 1', options.maxRestores);
-    }
+    checkKeys('', options as unknown as Record<string, unknown>, ['ownsPool']);
     this.pool = pool;
     this.ownsPool = options.ownsPool === true;
-    this.maxRestoresOption = options.maxRestores;
   }
 
-  /**
-   * Start a pool (createPool(options)) and wrap it; `close()` stops that pool.
-   * `maxConsecutiveErrors` defaults to 1000 here instead of the pool's 10: a fresh worker
-   * answers "program not found" to every session that lands on it until the adapter has
-   * restored their programs, and those expected replies must not get it replaced.
-   */
+  /** Start a pool (createPool(options)) and wrap it; `close()` stops that pool. */
   static async create(options: PoolOptions = {}, adapterOptions: PythonPoolOptions = {}): Promise<PythonPool> {
-    const pool = await createPool({ maxConsecutiveErrors: ADAPTER_MAX_CONSECUTIVE_ERRORS, ...options });
+    const pool = await createPool(options);
     return new PythonPool(pool, { ...adapterOptions, ownsPool: true });
   }
 
@@ -455,7 +432,7 @@ export class PythonPool extends EventEmitter<{ [K in keyof PythonPoolEvents]: (e
   state(sessionId: string): SessionState {
     let s = this.sessions.get(sessionId);
     if (!s) {
-      s = { id: sessionId, lm: null, lmWire: null, lmExpect: null, lmLabel: null, programs: new Map(), reserved: new Set(), touched: false };
+      s = { id: sessionId, lm: null, lmWire: null, programs: new Map(), reserved: new Set() };
       this.sessions.set(sessionId, s);
     }
     return s;
@@ -466,113 +443,50 @@ export class PythonPool extends EventEmitter<{ [K in keyof PythonPoolEvents]: (e
     return this.sessions.get(sessionId);
   }
 
-  /** @internal one pool call in the session. */
-  async call<T>(state: SessionState, command: string, args: Record<string, unknown>, exec: Omit<ExecuteOptions, 'sessionId'> = {}): Promise<T> {
-    const result = await this.pool.execute<T>(command, args, { ...exec, sessionId: state.id });
-    state.touched = true;
-    return result;
-  }
-
   /**
-   * @internal A call that changes state but is safe to repeat (configure_lm, create_program):
-   * retried once when the worker dies under it (its state died with it) or when a strict
-   * session's worker is lost (after releasing the pin).
+   * @internal One pool call in the session. Every adapter call is self-sufficient and safe to
+   * repeat, so it is retried once when its worker died under it (WorkerCrashedError, unless
+   * `retryOnCrash: false`) or when a strict session's pinned worker is gone
+   * (SessionWorkerLostError, raised before anything ran: the pin is released first).
    */
-  async callSurvivingCrash<T>(state: SessionState, command: string, args: Record<string, unknown>, exec: Omit<ExecuteOptions, 'sessionId'> = {}): Promise<T> {
-    try {
-      return await this.call<T>(state, command, args, exec);
-    } catch (error) {
-      if (!(error instanceof WorkerCrashedError) && !(error instanceof SessionWorkerLostError)) throw error;
-      if (error instanceof SessionWorkerLostError) await this.wipe(state);
-      this.retried(state, typeof args.id === 'string' ? args.id : '', command, error instanceof WorkerCrashedError ? 'worker_crashed' : 'worker_lost', 1);
-      return this.call<T>(state, command, args, exec);
-    }
-  }
-
-  /** @internal wipe the session's Python state everywhere (after a change that would leave other workers stale). */
-  async wipe(state: SessionState): Promise<void> {
-    try {
-      await this.pool.endSession(state.id);
-    } catch (error) {
-      if (!(error instanceof SessionNotFoundError)) throw error;
-    }
-  }
-
-  /** @internal re-create the session's LM configuration and one program on whichever worker takes the calls. */
-  async restore(state: SessionState, spec: ProgramSpec | null, reason: RestoreReason, exec: Omit<ExecuteOptions, 'sessionId'>): Promise<void> {
-    this.counters.restores++;
-    if (state.lmWire) await this.call(state, 'configure_lm', state.lmWire, exec);
-    if (spec) {
-      try {
-        await this.call(state, 'create_program', spec.wire, exec);
-      } catch (error) {
-        if (!isDuplicate(error)) throw error; // that worker has it already
-      }
-    }
-    this.emit('program_restored', { sessionId: state.id, programId: spec?.id ?? '', reason });
-  }
-
-  /**
-   * @internal A call about one program, made to survive routing and crashes: when the worker
-   * lacks the program it is re-created from the spec and the call retried; when the worker
-   * dies under the call (or a strict session's worker is lost) the call is retried once.
-   */
-  async programCall<T>(state: SessionState, command: string, programId: string, args: Record<string, unknown>, opts: ProgramCallOptions | undefined, verify?: (result: T) => boolean): Promise<{ result: T; restored: boolean; attempts: number }> {
+  async call<T>(state: SessionState, command: string, args: Record<string, unknown>, opts?: ProgramCallOptions, programId = ''): Promise<{ result: T; attempts: number; reason: RestoreReason }> {
     const { exec, retryOnCrash } = callOptions(opts);
-    const maxRestores = this.maxRestoresOption ?? 3 * Math.max(1, this.pool.workers().length) + 2;
-    let restores = 0;
-    let crashRetried = false;
-    let pendingRestore: RestoreReason | null = null;
-    let restored = false;
-    let attempts = 0;
-    for (;;) {
-      const spec = state.programs.get(programId) ?? null;
-      try {
-        if (pendingRestore) {
-          const reason = pendingRestore;
-          pendingRestore = null;
-          if (spec || reason === 'lm_missing') {
-            attempts++;
-            await this.restore(state, spec, reason, exec);
-            restored = true;
-          }
+    const send = () => this.pool.execute<T>(command, args, { ...exec, sessionId: state.id });
+    try {
+      return { result: await send(), attempts: 1, reason: 'program_missing' };
+    } catch (error) {
+      const lost = error instanceof SessionWorkerLostError;
+      if (!lost && !(retryOnCrash && error instanceof WorkerCrashedError)) throw error;
+      if (lost) {
+        try {
+          await this.pool.endSession(state.id); // the only way to release a strict pin
+        } catch (e) {
+          if (!(e instanceof SessionNotFoundError)) throw e; // a concurrent call released it already
         }
-        attempts++;
-        const result = await this.call<T>(state, command, { ...args, program_id: programId }, exec);
-        if (verify && !verify(result) && state.programs.get(programId) && restores < maxRestores) {
-          // The worker had the program but not the session's LM configuration (it ran the default dummy LM).
-          restores++;
-          pendingRestore = 'lm_missing';
-          this.retried(state, programId, command, 'lm_missing', attempts);
-          continue;
-        }
-        return { result, restored, attempts };
-      } catch (error) {
-        const known = state.programs.get(programId);
-        if (!known) throw error; // not the adapter's program (or deleted meanwhile): the bridge's answer stands
-        if (isProgramMissing(error) && restores < maxRestores) {
-          restores++;
-          pendingRestore = 'program_missing';
-          this.retried(state, programId, command, 'program_missing', attempts);
-          continue;
-        }
-        if ((error instanceof WorkerCrashedError || error instanceof SessionWorkerLostError) && retryOnCrash && !crashRetried) {
-          crashRetried = true;
-          const reason: RestoreReason = error instanceof WorkerCrashedError ? 'worker_crashed' : 'worker_lost';
-          // A strict session pinned to a dead worker: release the pin so the pool routes it anew.
-          if (error instanceof SessionWorkerLostError) await this.wipe(state);
-          this.retried(state, programId, command, reason, attempts);
-          continue; // the replacement worker is empty: the retry meets "not found" and restores
-        }
-        throw error;
       }
+      const reason = lost ? 'worker_lost' : 'worker_crashed';
+      this.counters.retries++;
+      this.emit('retry', { sessionId: state.id, programId, command, reason, attempt: 1 });
+      return { result: await send(), attempts: 2, reason };
     }
   }
 
-  /** @internal */
-  retried(state: SessionState, programId: string, command: string, reason: RestoreReason, attempt: number): void {
-    this.counters.retries++;
-    this.emit('retry', { sessionId: state.id, programId, command, reason, attempt });
+  /**
+   * @internal A call about one of the session's programs. It carries the program's spec and
+   * the session's LM configuration as `restore`, so the worker it lands on (re)creates them if
+   * it lacks them, or holds another version, before running the command: one call suffices.
+   */
+  async programCall<T extends { restored?: boolean }>(state: SessionState, command: string, programId: string, args: Record<string, unknown>, opts: ProgramCallOptions | undefined, withLM = true): Promise<{ result: T; attempts: number; spec: ProgramSpec }> {
+    const spec = state.programs.get(programId);
+    if (!spec) throw programNotFound(state.id, programId, command);
+    const restore: Record<string, unknown> = { program: spec.wire };
+    if (withLM && state.lmWire) restore.lm = state.lmWire;
+    const { result, attempts, reason } = await this.call<T>(state, command, { ...args, program_id: programId, restore }, opts, programId);
+    if (result.restored === true) {
+      this.counters.restores++;
+      this.emit('program_restored', { sessionId: state.id, programId, reason });
+    }
+    return { result, attempts, spec };
   }
 
   /** @internal */
@@ -600,23 +514,16 @@ export class SessionAdapter {
 
   /**
    * Configure the session's language model. The bridge validates the configuration (its
-   * PythonError is the answer for a bad one). If the session already has state in Python, it
-   * is dropped on every worker so none keeps the old LM; programs are re-created lazily.
+   * PythonError is the answer for a bad one) on the worker that takes the call; every later
+   * call carries it, so each worker switches to it on the session's next call there.
    */
   async configureLM(config: LMConfig): Promise<LMInfo> {
-    const { wire, expect, label } = lmWire(config);
+    const wire = lmWire(config);
     const state = this.py.state(this.sessionId);
-    const hadState = state.touched;
-    const reply = await this.py.callSurvivingCrash<{ provider: string; model: string }>(state, 'configure_lm', wire);
+    const { result } = await this.py.call<{ provider: string; model: string }>(state, 'configure_lm', wire);
     state.lm = structuredClone(config);
     state.lmWire = wire;
-    state.lmExpect = { provider: reply.provider ?? expect.provider, model: reply.model ?? expect.model };
-    state.lmLabel = label;
-    if (hadState) {
-      await this.py.wipe(state);
-      state.touched = false;
-    }
-    return { provider: state.lmExpect.provider, model: label };
+    return { provider: result.provider, model: result.model };
   }
 
   /** The session's LM configuration (a copy), or null when it uses the default dummy LM. */
@@ -645,10 +552,11 @@ export class SessionAdapter {
     }
     state.reserved.add(id);
     try {
-      // The bridge validates the signature; its PythonError (identifier rules, reserved names,
-      // a duplicate made outside the adapter) is the answer.
-      const reply = await this.py.callSurvivingCrash<{ program_id: string; type: ProgramType; signature: ProgramSpec['signature'] }>(state, 'create_program', wire);
-      state.programs.set(id, { id, type, signature: reply.signature, wire, createdAt: Date.now(), executions: 0 });
+      // The bridge validates the signature; its PythonError (identifier rules, reserved names)
+      // is the answer. `replace`: Node has no such program, so a copy the worker may hold is a
+      // leftover of a deleted one.
+      const { result } = await this.py.call<{ signature: ProgramSpec['signature'] }>(state, 'create_program', { ...wire, replace: true }, undefined, id);
+      state.programs.set(id, { id, type, signature: result.signature, wire, createdAt: Date.now(), executions: 0 });
       return id;
     } finally {
       state.reserved.delete(id);
@@ -660,45 +568,30 @@ export class SessionAdapter {
     checkProgramId(programId);
     if (!isPlainObject(inputs)) throw bad('inputs', 'must be an object of input field values', inputs);
     const state = this.py.state(this.sessionId);
-    const expect = state.lmExpect;
-    const verify = expect
-      ? (r: { provider?: string; model?: string }) => r.provider === expect.provider && r.model === expect.model
-      : undefined;
-    const { result, restored, attempts } = await this.py.programCall<{ program_id: string; outputs: O; provider: string; model: string }>(
+    const { result, attempts, spec } = await this.py.programCall<{ program_id: string; outputs: O; provider: string; model: string; restored?: boolean }>(
       state,
       'execute_program',
       programId,
       { inputs },
       options,
-      verify,
     );
-    const spec = state.programs.get(programId);
-    if (spec) spec.executions++;
+    spec.executions++;
     this.py.countExecution();
-    const model = expect && result.model === expect.model && state.lmLabel !== null ? state.lmLabel : result.model;
-    return { programId: result.program_id, outputs: result.outputs, provider: result.provider, model, restored, attempts };
+    return { programId: result.program_id, outputs: result.outputs, provider: result.provider, model: result.model, restored: result.restored === true, attempts };
   }
 
   /** The program's type, normalized signature and counters (the bridge's get_program_info). */
   async getProgramInfo(programId: string, options?: ProgramCallOptions): Promise<ProgramInfo> {
     checkProgramId(programId);
     const state = this.py.state(this.sessionId);
-    const { result } = await this.py.programCall<{ program_id: string; type: ProgramType; signature: ProgramInfo['signature']; executions: number; created_at: number; engine: string }>(
+    const { result, spec } = await this.py.programCall<{ program_id: string; type: ProgramType; signature: ProgramInfo['signature']; engine: string; restored?: boolean }>(
       state,
       'get_program_info',
       programId,
       {},
       options,
     );
-    const spec = state.programs.get(programId);
-    return {
-      programId: result.program_id,
-      type: result.type,
-      signature: result.signature,
-      executions: spec?.executions ?? result.executions,
-      createdAt: spec?.createdAt ?? Math.round(result.created_at * 1000),
-      engine: result.engine,
-    };
+    return { programId: result.program_id, type: result.type, signature: result.signature, executions: spec.executions, createdAt: spec.createdAt, engine: result.engine };
   }
 
   /** The session's programs, as the adapter holds them (every worker's copy is rebuilt from these). */
@@ -708,26 +601,21 @@ export class SessionAdapter {
     return [...state.programs.values()].map((p) => ({ programId: p.id, type: p.type, executions: p.executions, createdAt: p.createdAt }));
   }
 
-  /** Delete a program; the bridge's ProgramNotFoundError for an id the session does not have. */
+  /**
+   * Delete a program: the adapter forgets it, and the worker that takes the call drops its
+   * copy. Copies on other workers are left to the session's end: they cannot be reached (the
+   * adapter answers ProgramNotFoundError for an id it does not know), and a new program with
+   * the same id replaces them (every call carries its spec).
+   */
   async deleteProgram(programId: string, options?: ProgramCallOptions): Promise<void> {
     checkProgramId(programId);
     const state = this.py.state(this.sessionId);
-    const spec = state.programs.get(programId);
-    if (!spec) {
-      // Ask the bridge anyway: its error is the precise answer (and a program made outside the adapter is deleted).
-      await this.py.call(state, 'delete_program', { program_id: programId }, callOptions(options).exec);
-      return;
-    }
     try {
-      await this.py.call(state, 'delete_program', { program_id: programId }, callOptions(options).exec);
+      await this.py.programCall(state, 'delete_program', programId, {}, options, false);
     } catch (error) {
-      // The worker that answered had no copy (or died with it): the program is gone there either way.
-      if (!isProgramMissing(error) && !(error instanceof WorkerCrashedError) && !(error instanceof SessionWorkerLostError)) throw error;
+      if (!(error instanceof WorkerCrashedError)) throw error; // its copy died with the worker
     }
     state.programs.delete(programId);
-    // Other workers may still hold a copy; drop the session there (the rest is re-created lazily).
-    await this.py.wipe(state);
-    state.touched = false;
   }
 
   /** End this session (PythonPool.endSession). */

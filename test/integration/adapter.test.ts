@@ -300,6 +300,51 @@ test("programs survive affinity 'none' with several workers (and LM configuratio
   await pool.stop();
 });
 
+test("every adapter call is one pool call, whichever worker it lands on (affinity 'none')", async () => {
+  const pool = await startPool({ poolSize: 3, maxOverflow: 0, affinity: 'none' });
+  const p = new PythonPool(pool);
+  const a = p.sessionAdapter('one-call');
+  await a.configureLM({ provider: 'dummy', model: 'labelled', answers: { '*': { answer: 'from the table' } } });
+  await a.createProgram(QA);
+  await a.createProgram(COT);
+  let calls = 0;
+  const onCheckout = (e: { sessionId: string | null }) => e.sessionId === 'one-call' && calls++;
+  pool.on('checkout', onCheckout);
+  const results = await Promise.all(
+    Array.from({ length: 30 }, (_, i) => (i % 2 ? a.executeProgram('qa', { question: `q${i}` }) : a.executeProgram('cot', { question: `q${i}`, context: 'c' }))),
+  );
+  const infos = await Promise.all(Array.from({ length: 6 }, () => a.getProgramInfo('cot')));
+  pool.off('checkout', onCheckout);
+  assert.is(calls, 36, 'one checkout per call');
+  for (const r of results) {
+    assert.is(r.attempts, 1);
+    assert.is(r.outputs.answer, 'from the table'); // never the default dummy LM of a worker without the configuration
+    assert.is(r.model, 'labelled');
+  }
+  assert.ok(results.some((r) => r.restored), 'some worker lacked a program and made it in the same call');
+  for (const info of infos) assert.is(info.executions, 15);
+  assert.is(p.stats().retries, 0);
+  await pool.stop();
+});
+
+test('deleteProgram deletes that program only: the session\'s other programs stay on the worker', async () => {
+  const pool = await startPool({ poolSize: 1, maxOverflow: 0 });
+  const p = new PythonPool(pool);
+  const a = p.sessionAdapter('del-one');
+  await a.createProgram(QA);
+  await a.createProgram(COT);
+  await a.executeProgram('qa', { question: 'q' });
+  await a.deleteProgram('qa');
+  assert.equal((await a.listPrograms()).map((x) => x.programId), ['cot']);
+  const listed = await pool.execute<{ programs: Array<{ program_id: string }> }>('list_programs', {}, { sessionId: 'del-one' });
+  assert.equal(listed.programs.map((x) => x.program_id), ['cot']);
+  const r = await a.executeProgram('cot', { question: 'q', context: 'c' });
+  assert.is(r.restored, false, 'cot was not dropped with qa');
+  assert.is(p.stats().restores, 0);
+  await rejects(() => a.deleteProgram('qa'), PythonError, "ProgramNotFoundError: Program 'qa' not found in session 'del-one'");
+  await pool.stop();
+});
+
 test('endSession frees the session in every Python worker that served it', async () => {
   const pool = await startPool({ poolSize: 3, maxOverflow: 0, affinity: 'none' });
   const p = new PythonPool(pool);
