@@ -506,13 +506,14 @@ export class Pool extends TelemetryEmitter {
     pending.workerId = workerId;
     pending.startedAt = now;
     this.emit('checkout', { workerId, sessionId: pending.sessionId, command: pending.cmd, queueMs: now - pending.enqueuedAt });
-    tracked.ref.send({ type: 'EXECUTE', ticket, cmd: pending.cmd, args: pending.args, session: pending.sessionId, timeoutMs: pending.timeoutMs });
     // The deadline travels with the request: its timer is ours, on the pool's clock; what a
-    // timeout does to the worker is the worker machine's decision.
+    // timeout does to the worker is the worker machine's decision. Armed before EXECUTE, whose
+    // answer may come back before send() returns (the simulation answers synchronously).
     pending.deadline = this.clock.setTimeout(() => {
       pending.deadline = null;
       tracked.ref.send({ type: 'REQUEST_TIMEOUT', ticket });
     }, pending.timeoutMs);
+    tracked.ref.send({ type: 'EXECUTE', ticket, cmd: pending.cmd, args: pending.args, session: pending.sessionId, timeoutMs: pending.timeoutMs });
   }
 
   private onReply(reply: Extract<WorkerEmitted, { type: 'reply' }>): void {
