@@ -68,6 +68,12 @@ export interface SessionPoolContext {
   config: SessionPoolConfig;
   slots: Slot[];
   queue: Waiting[];
+  /**
+   * The session registry, updated in place (entries are replaced, never mutated). Copying it
+   * on every request would make each request O(sessions): ~230 µs at 1,000 sessions, ~4 ms at
+   * 10,000. Nothing keeps an old snapshot's registry, and the machine is never transitioned
+   * speculatively, so the in-place update is not observable.
+   */
   sessions: Record<string, SessionEntry>;
   nextPermanent: number;
   nextOverflow: number;
@@ -135,8 +141,8 @@ function lostPin(context: Pick<SessionPoolContext, 'config' | 'sessions'>, sessi
  */
 function resetPin(sessions: Record<string, SessionEntry>, sessionId: string): Record<string, SessionEntry> {
   const session = sessions[sessionId];
-  if (!session) return sessions;
-  return { ...sessions, [sessionId]: { ...session, lastWorker: null, lostWorker: null } };
+  if (session) sessions[sessionId] = { ...session, lastWorker: null, lostWorker: null };
+  return sessions;
 }
 
 const NEW_SESSION: SessionEntry = { lastWorker: null, workers: [], active: 0, lostWorker: null };
@@ -159,16 +165,15 @@ function withSlot(slots: Slot[], id: string, patch: Partial<Slot>): Slot[] {
 
 function touchSession(sessions: Record<string, SessionEntry>, sessionId: string | null, workerId: string, activeDelta: number): Record<string, SessionEntry> {
   if (sessionId === null) return sessions;
-  const prev = sessions[sessionId] ?? { lastWorker: null, workers: [], active: 0, lostWorker: null };
-  return {
-    ...sessions,
-    [sessionId]: {
-      lastWorker: workerId,
-      workers: prev.workers.includes(workerId) ? prev.workers : [...prev.workers, workerId],
-      active: prev.active + activeDelta,
-      lostWorker: null,
-    },
+  const prev = sessions[sessionId];
+  const workers = prev?.workers ?? [];
+  sessions[sessionId] = {
+    lastWorker: workerId,
+    workers: workers.includes(workerId) ? workers : [...workers, workerId],
+    active: (prev?.active ?? 0) + activeDelta,
+    lostWorker: null,
   };
+  return sessions;
 }
 
 /**
@@ -213,12 +218,12 @@ function growSlots(context: SessionPoolContext): { starts: SessionPoolEmitted[];
 
 /** A worker's process is gone, and every session's state in it with it. */
 function loseWorker(sessions: Record<string, SessionEntry>, workerId: string): Record<string, SessionEntry> {
-  const next: Record<string, SessionEntry> = {};
   for (const [id, s] of Object.entries(sessions)) {
+    if (s.lastWorker !== workerId && !s.workers.includes(workerId)) continue;
     const workers = s.workers.filter((w) => w !== workerId);
-    next[id] = s.lastWorker === workerId ? { ...s, lostWorker: workerId, workers } : { ...s, workers };
+    sessions[id] = s.lastWorker === workerId ? { ...s, lostWorker: workerId, workers } : { ...s, workers };
   }
-  return next;
+  return sessions;
 }
 
 // ---- machine ------------------------------------------------------------------------------
@@ -258,7 +263,7 @@ export const sessionPoolMachine = setup({
       let sessions = context.sessions;
       if (sessionId !== null) {
         if (!sessions[sessionId]) {
-          sessions = { ...sessions, [sessionId]: NEW_SESSION };
+          sessions[sessionId] = { ...NEW_SESSION };
           enqueue.emit({ type: 'session_start', sessionId });
         }
         enqueue.cancel(`session-idle:${sessionId}`);
@@ -337,7 +342,7 @@ export const sessionPoolMachine = setup({
       const state: SlotState = event.workerLost ? 'down' : slot.state === 'busy' ? 'idle' : slot.state;
       enqueue.assign({
         slots: withSlot(context.slots, slot.id, { state, ticket: null, sessionId: null }),
-        sessions: !session ? context.sessions : { ...context.sessions, [sessionId!]: { ...session, active: session.active - 1 } },
+        sessions: session ? Object.assign(context.sessions, { [sessionId!]: { ...session, active: session.active - 1 } }) : context.sessions,
       });
       if (session && context.config.sessionTtlMs > 0) armSessionTtl(enqueue, sessionId!, context.config.sessionTtlMs);
       if (event.workerLost) enqueue.assign(({ context: c }) => ({ sessions: loseWorker(c.sessions, slot.id) }));
@@ -486,8 +491,8 @@ function idleAfterLeaving(enqueue: Enqueue, context: SessionPoolContext, session
 }
 
 function forgetSession(sessions: Record<string, SessionEntry>, sessionId: string): Record<string, SessionEntry> {
-  const { [sessionId]: _gone, ...rest } = sessions;
-  return rest;
+  delete sessions[sessionId];
+  return sessions;
 }
 
 export type SessionPoolActor = ActorRefFrom<typeof sessionPoolMachine>;

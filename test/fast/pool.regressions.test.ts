@@ -73,4 +73,17 @@ test('whenReady settles when the pool is stopped before it was ready', async () 
   assert.equal(h.sim.alive(), []);
 });
 
+test('a request does not copy the session registry: its cost does not grow with the number of sessions', async () => {
+  const h = setup({ poolSize: 2 });
+  await h.pool.whenReady();
+  const registry = () => (h.pool.actor.system.get('sessionPool')!.getSnapshot() as { context: { sessions: object } }).context.sessions;
+  for (let i = 0; i < 2000; i++) await h.pool.execute('echo', i, { sessionId: `user_${i}` });
+  const before = registry();
+  assert.is(Object.keys(before).length, 2000);
+  await h.pool.execute('echo', 'again', { sessionId: 'user_7' });
+  await h.pool.execute('echo', 'anonymous');
+  assert.is(registry(), before, 'the same registry, updated in place');
+  await h.finish();
+});
+
 test.run();
