@@ -298,23 +298,27 @@ export const sessionPoolMachine = setup({
       if (context.queue.length === 0) return;
       let slots = context.slots;
       let sessions = context.sessions;
+      // One working view for the whole pass (not a copy of the context per waiting request).
+      const view: SessionPoolContext = { ...context };
       const queue: Waiting[] = [];
       // Every request that waited for a lost worker hears of it; after this pass the pin is reset.
       const reported = new Set<string>();
       for (const waiting of context.queue) {
-        const lost = lostPin({ ...context, sessions }, waiting.sessionId);
+        view.slots = slots;
+        view.sessions = sessions;
+        const lost = lostPin(view, waiting.sessionId);
         if (lost !== null) {
           enqueue.cancel(`deadline:${waiting.ticket}`);
           enqueue.emit({ type: 'rejected', ticket: waiting.ticket, error: new SessionWorkerLostError(waiting.sessionId!, lost) });
           reported.add(waiting.sessionId!);
           continue;
         }
-        if (waiting.workerId !== null && !isAlive({ ...context, slots }, waiting.workerId)) {
+        if (waiting.workerId !== null && !isAlive(view, waiting.workerId)) {
           enqueue.cancel(`deadline:${waiting.ticket}`);
           enqueue.emit({ type: 'rejected', ticket: waiting.ticket, error: new SessionWorkerLostError(waiting.sessionId ?? '(none)', waiting.workerId) });
           continue;
         }
-        const slot = pickWorker({ ...context, slots, sessions }, waiting.sessionId, waiting.workerId);
+        const slot = pickWorker(view, waiting.sessionId, waiting.workerId);
         if (!slot) {
           queue.push(waiting);
           continue;

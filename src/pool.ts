@@ -152,6 +152,9 @@ export class Pool extends TelemetryEmitter {
   private counters = { commands: 0, errors: 0, restarts: 0 };
   private readonly counts = new Map<string, WorkerCounts>();
   private readonly ready: Promise<void>;
+  private readyGate!: { resolve: () => void; reject: (e: unknown) => void };
+  private readonly initialWorkers: string[];
+  private readonly workerSpec: (id: string, overflow: boolean) => ChildSpec;
 
   constructor(options: ResolvedOptions, seams: PoolSeams) {
     super();
@@ -224,7 +227,6 @@ export class Pool extends TelemetryEmitter {
     const children = {
       sessionPool: this.root.system.get('sessionPool'),
       workers: this.root.system.get('workers'),
-      monitor: this.root.system.get('monitor'),
     };
     if (!children.sessionPool || !children.workers) throw new Error('pyvisor: the pool supervisor did not create its children');
     this.sessionPool = children.sessionPool;
@@ -244,15 +246,10 @@ export class Pool extends TelemetryEmitter {
     return () => subscription.unsubscribe();
   }
 
-  private readonly initialWorkers: string[];
-
   /** Ready once every non-lazy worker has been healthy (a supervisor's "started" only means spawned). */
   private checkReady(): void {
     if (this.initialWorkers.every((id) => (this.workerRefs.get(id)?.healthyGeneration ?? 0) > 0)) this.readyGate.resolve();
   }
-  private readyGate!: { resolve: () => void; reject: (e: unknown) => void };
-  private readonly workerSpec: (id: string, overflow: boolean) => ChildSpec;
-
   /** Resolves when the non-lazy workers are healthy; rejects if the pool could not start. */
   whenReady(): Promise<void> {
     return this.ready;
