@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { ProtocolError, WorkerStartError, type ExitInfo } from '../errors.js';
 import { decode } from '../codec/decode.js';
-import { DEFAULT_MAX_FRAME_BYTES, encodeRequest } from '../codec/encode.js';
+import { DEFAULT_MAX_FRAME_BYTES, LARGE_FRAME_BYTES, encodeRequest, releaseFrame } from '../codec/encode.js';
 import { FrameReader } from '../codec/frames.js';
 import { BRIDGE_SCRIPT } from './python.js';
 
@@ -227,7 +227,9 @@ export class WorkerProcess {
     const stdin = this.child.stdin;
     if (this.processGone || !stdin || stdin.destroyed || !stdin.writable) return;
     this.inFlight.add(id);
-    stdin.write(frame);
+    // A large frame's slab goes back to the encoder once the OS has the bytes.
+    if (frame.length >= LARGE_FRAME_BYTES) stdin.write(frame, () => releaseFrame(frame));
+    else stdin.write(frame);
   }
 
   /**

@@ -80,6 +80,24 @@ test('echo of every value type, big Buffers and BigInts, concurrent requests', a
   assert.equal(h.protocolErrors, []);
 });
 
+test('large frames whose slabs are handed back and reused never corrupt one another', async () => {
+  const h = start();
+  await h.ready;
+  // Several 1 MiB requests in flight at once, then more: the encoder reuses the slab of a frame
+  // only after its write completed; every reply must be exactly its own request's bytes.
+  for (let round = 0; round < 3; round++) {
+    const payloads = Array.from({ length: 4 }, (_, i) => Buffer.alloc(1024 * 1024 + i, 0x41 + round * 4 + i));
+    const replies = await Promise.all(payloads.map((p) => h.request('echo', { p })));
+    replies.forEach((r, i) => {
+      assert.ok(r.ok, 'reply ok');
+      const got = (r as { result: { p: Buffer } }).result.p;
+      assert.is(got.length, payloads[i]!.length);
+      assert.ok(got.equals(payloads[i]!), `payload ${i} of round ${round} intact`);
+    });
+  }
+  await stop(h);
+});
+
 test('error reply carries type, message, traceback; worker stays usable', async () => {
   const h = start();
   await h.ready;
