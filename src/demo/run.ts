@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { PythonPool, type SessionAdapter } from '../adapter/pythonPool.js';
 import type { WorkerInfo } from '../pool.js';
 import { LatencyWindow } from '../telemetry.js';
-import { ansiStyle, frame, line, LiveRegion, ms, noStyle, num, seconds, type Snapshot } from './view.js';
+import { ansiStyle, frame, line, LiveRegion, ms, noStyle, num, seconds, type Snapshot, type DemoCounters } from './view.js';
 
 export interface DemoOptions {
   sessions: number;
@@ -28,18 +28,10 @@ export interface DemoOptions {
   signal?: AbortSignal;
 }
 
-export interface DemoResult {
+export interface DemoResult extends DemoCounters {
   ok: boolean;
   interrupted: boolean;
   reasons: string[];
-  executions: number;
-  wrong: number;
-  failed: number;
-  restores: number;
-  retries: number;
-  restarts: number;
-  throughput: number;
-  latency: { p50: number; p99: number };
   poolLatency: { p50: number; p99: number };
   elapsedMs: number;
   kill: { workerId: string; pid: number; newPid: number | null; recoveryMs: number | null } | null;

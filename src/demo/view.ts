@@ -4,12 +4,8 @@
  */
 import type { WorkerInfo } from '../pool.js';
 
-export interface Snapshot {
-  elapsedMs: number;
-  durationMs: number;
-  workers: WorkerInfo[];
-  sessions: number;
-  activeSessions: number;
+/** The counters a demo run keeps (the end result reports them too). */
+export interface DemoCounters {
   executions: number;
   wrong: number;
   failed: number;
@@ -18,6 +14,14 @@ export interface Snapshot {
   restarts: number;
   throughput: number;
   latency: { p50: number; p99: number };
+}
+
+export interface Snapshot extends DemoCounters {
+  elapsedMs: number;
+  durationMs: number;
+  workers: WorkerInfo[];
+  sessions: number;
+  activeSessions: number;
   events: string[];
   phase: string;
 }
