@@ -243,7 +243,8 @@ export const workerMachine = setup({
       enqueue.assign({ pingId: id, nextId: id + 1 });
     }),
     clearPing: assign({ pingId: null }),
-    reportStarted: assign(({ context, self }) => {
+    /** Healthy: the failure is behind it. A process actor that never sent PROC.SPAWNED is acknowledged now. */
+    markHealthy: assign(({ context, self }) => {
       if (context.info.startPending) report(self, { type: 'CHILD.STARTED', id: context.config.workerId, pid: context.pid });
       return { info: { ...context.info, startPending: false, failure: null } };
     }),
@@ -536,7 +537,7 @@ function bootState() {
         entry: 'sendPing',
         on: {
           'PROC.REPLY': [
-            { guard: 'isPingOk', target: '#worker.live.healthy', actions: ['clearPing', 'reportStarted'] },
+            { guard: 'isPingOk', target: '#worker.live.healthy', actions: ['clearPing', 'markHealthy'] },
             { guard: 'isPingReply', target: '#worker.unhealthy', actions: ['recordStartFailure', 'reportStartFailed'] },
           ],
         },

@@ -158,14 +158,7 @@ test('a throwing listener with nobody listening for listener_error is written to
   h.pool.on('checkout', () => {
     throw new Error('oops');
   });
-  const written: string[] = [];
-  const original = process.stderr.write;
-  process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    assert.is(await h.pool.execute('echo', 'fine'), 'fine');
-  } finally {
-    process.stderr.write = original;
-  }
+  const written = await captureStderr(async () => assert.is(await h.pool.execute('echo', 'fine'), 'fine'));
   assert.is(written.length, 1);
   assert.match(written[0]!, /"checkout" listener threw: Error: oops/);
   await h.finish();
@@ -181,14 +174,7 @@ test('a throwing listener_error listener does not loop', async () => {
   h.pool.on('listener_error', () => {
     throw new Error('second');
   });
-  const original = process.stderr.write;
-  const written: string[] = [];
-  process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    assert.is(await h.pool.execute('echo', 'fine'), 'fine');
-  } finally {
-    process.stderr.write = original;
-  }
+  const written = await captureStderr(async () => assert.is(await h.pool.execute('echo', 'fine'), 'fine'));
   assert.is(written.length, 1);
   assert.match(written[0]!, /"listener_error" listener threw: Error: second/);
   await h.finish();
@@ -312,5 +298,18 @@ test('stats() after stop(): nothing live any more, the totals kept', async () =>
   expectStats(h, { healthyWorkers: 0, totalCommands: 3, totalErrors: 2, latencyMs: { p50: 100, p99: 200 } });
   assert.equal(h.pool.workers().map((w) => [w.state, w.sessions]), [['stopped', 0], ['stopped', 0]]);
 });
+
+/** What `fn` wrote to stderr (where the emitter reports listeners that threw). */
+async function captureStderr(fn: () => Promise<void>): Promise<string[]> {
+  const written: string[] = [];
+  const original = process.stderr.write;
+  process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = original;
+  }
+  return written;
+}
 
 test.run();

@@ -245,9 +245,6 @@ test('ABORT for another ticket is ignored', () => {
 });
 
 test('a value that cannot be sent fails that request only; the worker stays healthy', () => {
-  const sim = createSimulation();
-  const failing = sim.processLogic;
-  void failing;
   const w = setup();
   w.worker.send({ type: 'START' });
   const t = w.exec('echo');

@@ -17,7 +17,7 @@ import {
   type Pool,
   type SessionAdapter,
 } from '../../src/index.js';
-import { isAlive, nextEvent, PYTHON, startedPids, startPool, statsByWorker, stopAll, trackPids } from './_support.js';
+import { isAlive, nextEvent, PYTHON, startPool, statsByWorker, stopAll, suitePids } from './helpers.js';
 
 const QA = { id: 'qa', signature: { inputs: [{ name: 'question' }], outputs: [{ name: 'answer' }] } };
 const COT = { id: 'cot', type: 'chain_of_thought' as const, signature: { inputs: ['question', 'context'], outputs: ['answer'] } };
@@ -381,7 +381,7 @@ test('endSession frees the session in every Python worker that served it', async
 
 test('PythonPool.create starts its own pool and close() stops it', async () => {
   const own = await PythonPool.create({ poolSize: 1, python: PYTHON });
-  trackPids(own.pool);
+  suitePids.watch(own.pool);
   const pids = own.pool.workers().map((w) => w.pid!);
   const a = own.sessionAdapter('own');
   await a.createProgram(QA);
@@ -530,8 +530,8 @@ test('a call in flight when its worker is SIGKILLed is retried on a live worker'
 
 test('no Python process started by this file is still alive', async () => {
   await stopAll();
-  assert.ok(startedPids.size > 0);
-  const alive = [...startedPids].filter(isAlive);
+  assert.ok(suitePids.pids.size > 0);
+  const alive = [...suitePids.pids].filter(isAlive);
   assert.equal(alive, [], `still alive: ${alive.join(', ')}`);
 });
 

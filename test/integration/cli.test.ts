@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isAlive, PYTHON } from './_support.js';
+import { isAlive, PYTHON } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HANDLERS = 'test/fixtures/handlers/echo_handlers.py';

@@ -4,6 +4,8 @@
  */
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
+import { createPool } from '../../src/createPool.js';
+import type { PoolOptions } from '../../src/options.js';
 import type { Pool } from '../../src/pool.js';
 
 export const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
@@ -28,14 +30,9 @@ export class PidTracker {
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+// One definition of "alive" for every tier: ESRCH is the only proof a pid is gone.
+export { isAlive } from '../protocol/_helpers.js';
+import { isAlive } from '../protocol/_helpers.js';
 
 /** The suite's last word: none of the processes it started is alive. */
 export function assertAllDead(tracker: PidTracker): void {
@@ -58,4 +55,40 @@ export function nextEvent<T>(pool: Pool, name: string, match: (e: T) => boolean 
     };
     pool.on(name, listener);
   });
+}
+
+// ---- pools a suite starts and stops as a group -------------------------------------------
+
+/** The pids of every pool started with startPool (and of others passed to suitePids.watch). */
+export const suitePids = new PidTracker();
+const open: Pool[] = [];
+
+export async function startPool(options: PoolOptions = {}): Promise<Pool> {
+  const pool = suitePids.watch(await createPool({ python: PYTHON, ...options }));
+  open.push(pool);
+  return pool;
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all(open.splice(0).map((p) => p.stop()));
+}
+
+export interface WorkerStats {
+  worker_id: string;
+  pid: number;
+  sessions: number;
+  session_ids: string[];
+  programs: number;
+}
+
+/**
+ * get_stats from every worker: calls issued in the same tick are routed before any returns,
+ * so on an idle pool each goes to a different worker.
+ */
+export async function statsByWorker(pool: Pool): Promise<Map<string, WorkerStats>> {
+  const n = pool.workers().filter((w) => w.pid !== null).length;
+  const all = await Promise.all(Array.from({ length: n }, () => pool.execute<WorkerStats>('get_stats', null)));
+  const byWorker = new Map(all.map((s) => [s.worker_id, s]));
+  assert.is(byWorker.size, n, 'one get_stats per worker');
+  return byWorker;
 }

@@ -13,7 +13,7 @@ import {
   SessionWorkerLostError,
   WorkerCrashedError,
 } from '../../src/errors.js';
-import { assertAllDead, ECHO_HANDLERS, isAlive, nextEvent, PidTracker, PYTHON } from './helpers.js';
+import { assertAllDead, ECHO_HANDLERS, isAlive, nextEvent, PidTracker, PYTHON, statsByWorker } from './helpers.js';
 
 const tracker = new PidTracker();
 const POOL_HANDLERS = ECHO_HANDLERS.replace('echo_handlers.py', 'pool_handlers.py');
@@ -92,11 +92,11 @@ test('endSession really frees the session in every Python worker that served it'
       p.execute('alloc', { mb: 5 }, { sessionId: 'fat' }),
     ]);
     await p.execute('session_put', { key: 'keep', value: true }, { sessionId: 'other' });
-    const before = await statsOfAll(p);
+    const before = [...(await statsByWorker(p)).values()];
     assert.ok(before.filter((s) => s.session_ids.includes('fat')).length === 2, 'both workers hold the session');
     const cleaned = await p.endSession('fat');
     assert.is(cleaned, 2);
-    const after = await statsOfAll(p);
+    const after = [...(await statsByWorker(p)).values()];
     for (const s of after) assert.not.ok(s.session_ids.includes('fat'), `worker ${s.worker_id} still holds the session`);
     assert.ok(after.some((s) => s.session_ids.includes('other')), 'other sessions are untouched');
     assert.is(p.stats().activeSessions, 1);
@@ -111,15 +111,6 @@ test('endSession really frees the session in every Python worker that served it'
   }
 });
 
-/**
- * get_stats from every worker: calls issued in the same tick are routed before any returns,
- * so on an idle pool each goes to a different worker.
- */
-async function statsOfAll(p: Awaited<ReturnType<typeof pool>>): Promise<Array<{ worker_id: string; session_ids: string[] }>> {
-  const all = (await Promise.all(p.workers().map(() => p.execute('get_stats')))) as Array<{ worker_id: string; session_ids: string[] }>;
-  assert.is(new Set(all.map((s) => s.worker_id)).size, p.workers().length, 'one get_stats per worker');
-  return all;
-}
 
 test('checkout timeout: PoolTimeoutError when every worker stays busy', async () => {
   const p = await pool({ poolSize: 1, maxOverflow: 0 });
