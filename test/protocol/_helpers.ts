@@ -188,6 +188,11 @@ export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'con
   }
 }
 
+/** Wait until the worker has said it is running an announced command (sleep {announce: true}). */
+export function commandRunning(h: { messages: WorkerMessage[] }): Promise<void> {
+  return waitFor(() => h.messages.some((m) => m.kind === 'log' && m.message === 'sleeping'), 10_000, 'the command to start');
+}
+
 // ---- a WorkerProcess with its messages recorded and requests awaited ----------------------
 
 export interface WorkerHarness {

@@ -10,7 +10,7 @@ import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, typ
 import { BRIDGE_SCRIPT, resolvePython } from '../../src/transport/python.js';
 import { ProtocolError } from '../../src/errors.js';
 import { MAX_DEPTH } from '../../src/codec/encode.js';
-import { PidTracker, ROOT, assertWireEqual, sleep, startWorker, waitFor, type WorkerHarness } from './_helpers.js';
+import { PidTracker, ROOT, assertWireEqual, commandRunning, sleep, startWorker, waitFor, type WorkerHarness } from './_helpers.js';
 
 const pids = new PidTracker();
 const HANDLERS = join(ROOT, 'test', 'fixtures', 'handlers', 'echo_handlers.py');
@@ -114,8 +114,8 @@ if (!present) {
   test('SIGTERM: the current command finishes, then exit 0', async () => {
     const h = start();
     await h.ready;
-    const slow = h.request('sleep', { seconds: 0.3 });
-    await sleep(100);
+    const slow = h.request('sleep', { seconds: 0.3, announce: true });
+    await commandRunning(h);
     h.wp.signal('SIGTERM');
     const r = await slow;
     assert.ok(r.ok, JSON.stringify(r));
@@ -126,8 +126,8 @@ if (!present) {
   test('SIGINT interrupts the running handler with KeyboardInterrupt', async () => {
     const h = start();
     await h.ready;
-    const slow = h.request('sleep', { seconds: 5 });
-    await sleep(150);
+    const slow = h.request('sleep', { seconds: 5, announce: true });
+    await commandRunning(h);
     h.wp.signal('SIGINT');
     const r = await slow;
     assert.is(r.ok, false);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, type WorkerProcessOptions } from '../../src/transport/workerProcess.js';
 import { BRIDGE_SCRIPT, PACKAGE_ROOT, clearPythonCache, resolvePython } from '../../src/transport/python.js';
 import { ProtocolError, SerializationError, WorkerStartError } from '../../src/errors.js';
-import { MOCK_WORKER, PidTracker, assertWireEqual, isAlive, sleep, startWorker, waitFor, type WorkerHarness } from './_helpers.js';
+import { MOCK_WORKER, PidTracker, assertWireEqual, commandRunning, isAlive, sleep, startWorker, waitFor, type WorkerHarness } from './_helpers.js';
 
 const pids = new PidTracker();
 
@@ -287,8 +287,8 @@ test('death by signal', async () => {
 test('SIGTERM: the running command finishes, then exit 0', async () => {
   const h = start();
   await h.ready;
-  const slow = h.request('sleep', { ms: 200 });
-  await sleep(50);
+  const slow = h.request('sleep', { ms: 200, announce: true });
+  await commandRunning(h);
   assert.ok(h.wp.signal('SIGTERM'));
   const r = await slow;
   assert.ok(r.ok);
@@ -299,8 +299,8 @@ test('SIGTERM: the running command finishes, then exit 0', async () => {
 test('SIGINT interrupts the running command with KeyboardInterrupt', async () => {
   const h = start();
   await h.ready;
-  const slow = h.request('sleep', { ms: 5000 });
-  await sleep(50);
+  const slow = h.request('sleep', { ms: 5000, announce: true });
+  await commandRunning(h);
   h.wp.signal('SIGINT');
   const r = await slow;
   assert.is(r.ok, false);
@@ -313,7 +313,8 @@ test('a worker that ignores SIGTERM needs SIGKILL', async () => {
   await h.ready;
   h.wp.signal('SIGTERM');
   await waitFor(() => h.stderr.includes('mock: ignoring SIGTERM'));
-  await sleep(100);
+  // Still serving after the SIGTERM it ignored: a round trip proves it, no delay guessed.
+  assert.ok((await h.request('ping')).ok);
   assert.not.ok(h.wp.exited);
   assert.ok(isAlive(h.wp.pid!));
   h.wp.signal('SIGKILL');
