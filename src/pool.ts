@@ -502,7 +502,8 @@ export class Pool extends TelemetryEmitter {
     }
     pending.workerId = workerId;
     pending.startedAt = now;
-    this.emit('checkout', { workerId, sessionId: pending.sessionId, command: pending.cmd, queueMs: now - pending.enqueuedAt });
+    // Per-request events build their payload only for someone listening: this is the request path.
+    if (this.listenerCount('checkout')) this.emit('checkout', { workerId, sessionId: pending.sessionId, command: pending.cmd, queueMs: now - pending.enqueuedAt });
     // The deadline travels with the request: its timer is ours, on the pool's clock; what a
     // timeout does to the worker is the worker machine's decision. Armed before EXECUTE, whose
     // answer may come back before send() returns (the simulation answers synchronously).
@@ -530,8 +531,10 @@ export class Pool extends TelemetryEmitter {
     }
     // The checkin event comes before the worker is handed on, so a listener sees the events of
     // one worker in their real order (this checkin, then the next caller's checkout).
-    const checkin = { workerId: reply.workerId, sessionId: pending.sessionId, command: pending.cmd, queueMs: pending.startedAt - pending.enqueuedAt, runMs, ok: reply.ok };
-    this.emit('checkin', reply.ok ? checkin : { ...checkin, error: reply.error.code });
+    if (this.listenerCount('checkin')) {
+      const checkin = { workerId: reply.workerId, sessionId: pending.sessionId, command: pending.cmd, queueMs: pending.startedAt - pending.enqueuedAt, runMs, ok: reply.ok };
+      this.emit('checkin', reply.ok ? checkin : { ...checkin, error: reply.error.code });
+    }
     this.sessionPool.send({ type: 'CHECKIN', ticket: reply.ticket, workerId: reply.workerId, workerLost });
     if (reply.ok) {
       this.settle(pending, undefined, reply.result);
@@ -663,7 +666,7 @@ export class Pool extends TelemetryEmitter {
           const from = tracked.state;
           tracked.state = state;
           tracked.pid = pid ?? tracked.pid;
-          this.emit('worker_state', { workerId: id, from, to: state, pid });
+          if (this.listenerCount('worker_state')) this.emit('worker_state', { workerId: id, from, to: state, pid });
         }
         if (serving !== tracked.serving) {
           tracked.serving = serving;
