@@ -1,2 +1,2 @@
 export { createSimulation, SimPythonError } from './simulation.js';
-export type { Simulation, SimulationOptions, SimContext, SimHandler, HandlerOptions, StartFault, FakeProcess } from './simulation.js';
+export type { Simulation, SimulationOptions, SimContext, SimHandler, HandlerOptions, StartFault, FakeProcess, ReceivedRequest } from './simulation.js';

@@ -71,6 +71,20 @@ export interface FakeProcess {
   signals: string[];
   /** Position of this process's exit among all exits of the simulation (1 = first); null while alive. */
   exitSeq: number | null;
+  /** The most requests this process ever had in flight at once. */
+  peakInflight: number;
+}
+
+/** A request frame as a fake process received it (see Simulation.onRequest). */
+export interface ReceivedRequest {
+  pid: number;
+  workerId: string;
+  id: number;
+  cmd: string;
+  args: unknown;
+  session: string | null;
+  /** Simulated time of arrival. */
+  at: number;
 }
 
 interface Live extends FakeProcess {
@@ -112,6 +126,8 @@ export interface Simulation {
   createPool(options?: PoolOptions): Pool;
   /** What the pool's recycle check reads as a process's resident memory. */
   setRssMb(pid: number, mb: number): void;
+  /** Observe every request frame a fake process receives (built-ins included), at its arrival. */
+  onRequest(listener: (request: ReceivedRequest) => void): () => void;
 }
 
 export interface SimulationOptions {
@@ -131,6 +147,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
   const startupMs = options.startupMs ?? 0;
   const rss = new Map<number, number>();
   let exitCount = 0;
+  const requestListeners = new Set<(request: ReceivedRequest) => void>();
 
   const builtins: Record<string, SimHandler> = {
     ping: (_args, ctx) => ({ pong: true, worker_id: ctx.workerId, pid: ctx.pid, mode: 'pool-worker', codec: 'sim' }),
@@ -197,8 +214,10 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       proc.inflight.set(id, { timer: clock.setTimeout(deliver, latency) as unknown as number, cmd });
     } else {
       proc.inflight.set(id, { timer: null, cmd });
-      deliver();
     }
+    proc.peakInflight = Math.max(proc.peakInflight, proc.inflight.size);
+    for (const listener of requestListeners) listener({ pid: proc.pid, workerId: proc.workerId, id, cmd, args, session, at: clock.now() });
+    if (latency === 0) deliver();
   }
 
   function signal(proc: Live, sig: 'SIGKILL' | 'SIGTERM' | 'SIGINT'): void {
@@ -233,6 +252,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       sessions: new Map(),
       signals: [],
       exitSeq: null,
+      peakInflight: 0,
       sendBack: sendBack as (event: ProcessEvent) => void,
       inflight: new Map(),
       exitAfterCurrent: false,
@@ -340,6 +360,10 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     },
     setRssMb(pid, mb) {
       rss.set(pid, mb);
+    },
+    onRequest(listener) {
+      requestListeners.add(listener);
+      return () => requestListeners.delete(listener);
     },
   };
   return sim;
