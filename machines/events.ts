@@ -1,48 +1,36 @@
 /**
  * The events that cross actor boundaries. Keeping them in one file makes the protocol between
  * a worker, its process actor, its supervisor and the session pool readable in one place.
+ *
+ * Requests are not among them: a request travels from its owner (src/local) straight to the
+ * process and back. The machines hear only of the process's life.
  */
-import type { ExitInfo, PyvisorError } from '../src/errors.js';
+import type { ExitInfo, Failure } from './failure.js';
 
 /** Sent by a process actor (real or simulated) to the worker machine that invoked it. */
 export type ProcessEvent =
   /** The OS process exists (sent synchronously at spawn; a spawn failure sends PROC.EXIT with startError instead). */
   | { type: 'PROC.SPAWNED'; pid: number; /** The interpreter executable, for start errors before the ready notice. */ python: string }
   | { type: 'PROC.READY'; pid: number; python: string; codec: string }
-  | { type: 'PROC.REPLY'; id: number; ok: true; result: unknown }
-  | { type: 'PROC.REPLY'; id: number; ok: false; error: { type: string; message: string; traceback: string } }
-  | { type: 'PROC.SEND_FAILED'; id: number; error: PyvisorError }
-  | { type: 'PROC.PROTOCOL_ERROR'; error: PyvisorError }
-  | { type: 'PROC.EXIT'; exit: ExitInfo; startError?: PyvisorError };
+  /** The answer to the machine's own PING. */
+  | { type: 'PROC.PONG'; ok: true }
+  | { type: 'PROC.PONG'; ok: false; error: { type: string; message: string; traceback: string } }
+  /** The process broke the protocol: it cannot be trusted with another request. */
+  | { type: 'PROC.PROTOCOL_ERROR'; failure: Failure }
+  /** `inflight`: how many requests the process had when it died (0: nobody's request killed it). */
+  | { type: 'PROC.EXIT'; exit: ExitInfo; startFailure?: Failure; inflight: number };
 
 /** Sent by a worker machine to its process actor. */
 export type ProcessCommand =
-  | { type: 'SEND'; id: number; cmd: string; args: unknown; session: string | null }
+  | { type: 'PING' }
   | { type: 'SIGNAL'; signal: 'SIGTERM' | 'SIGKILL' | 'SIGINT' };
-
-/**
- * The fast lane from a worker to its process actor. Every request frame would otherwise be an
- * actor event to the process actor (mailbox, snapshot, observers: ~7 µs, a fifth of a request's
- * cost in the machines). A process actor may register its command handler here under its parent
- * worker; the worker then calls it directly, at the same point in its action sequence where a
- * `sendTo` would have been delivered. Without a registration the worker falls back to sendTo.
- */
-export const processChannels = new WeakMap<object, (command: ProcessCommand) => void>();
-
-/** Register a process actor's command handler as its worker's channel; returns the unregistration. */
-export function openChannel(self: object, handle: (command: ProcessCommand) => void): () => void {
-  const worker = (self as { _parent?: object })._parent;
-  if (!worker) return () => {};
-  processChannels.set(worker, handle);
-  return () => {
-    if (processChannels.get(worker) === handle) processChannels.delete(worker);
-  };
-}
 
 export interface ProcessActorInput {
   workerId: string;
   /** 1 for the first process of a worker, then +1 per (re)start. */
   generation: number;
+  /** The request owner of this worker (src/local's WorkerHandle); opaque to the machines. */
+  link: unknown;
 }
 
 /**
@@ -54,8 +42,8 @@ export type ExitReason = 'normal' | 'shutdown' | { abnormal: string };
 /** Child → supervisor. Every supervised child machine speaks this. */
 export type ChildReport =
   | { type: 'CHILD.STARTED'; id: string; pid: number | null }
-  | { type: 'CHILD.START_FAILED'; id: string; error: PyvisorError }
-  | { type: 'CHILD.EXITED'; id: string; reason: ExitReason; error?: PyvisorError }
+  | { type: 'CHILD.START_FAILED'; id: string; error: Failure }
+  | { type: 'CHILD.EXITED'; id: string; reason: ExitReason; error?: Failure }
   | { type: 'CHILD.STOPPED'; id: string };
 
 /** Supervisor → child. */

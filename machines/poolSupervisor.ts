@@ -10,7 +10,7 @@
  * Each child lives in its own parallel region so that restarting one never touches the others.
  */
 import { assign, emit, sendTo, setup, type AnyActorLogic } from 'xstate';
-import type { SupervisorEscalationError } from '../src/errors.js';
+import type { Failure } from './failure.js';
 import type { SupervisorOutput } from './supervisor.js';
 
 export interface PoolSupervisorInput {
@@ -23,7 +23,7 @@ export type PoolSupervisorEvent = { type: 'STOP' } | { type: 'TICK'; n: number }
 
 export interface PoolSupervisorContext extends PoolSupervisorInput {
   monitorRestarts: number;
-  escalation: SupervisorEscalationError | null;
+  escalation: Failure | null;
 }
 
 export const poolSupervisorMachine = setup({
@@ -31,8 +31,8 @@ export const poolSupervisorMachine = setup({
     context: {} as PoolSupervisorContext,
     input: {} as PoolSupervisorInput,
     events: {} as PoolSupervisorEvent,
-    emitted: {} as { type: 'closed'; escalation: SupervisorEscalationError | null } | { type: 'tick'; n: number },
-    output: {} as { escalation: SupervisorEscalationError | null },
+    emitted: {} as { type: 'closed'; escalation: Failure | null } | { type: 'tick'; n: number },
+    output: {} as { escalation: Failure | null },
   },
   actors: {
     // All three are provided by src/pool.ts so that the workers carry the right process actor.

@@ -18,8 +18,8 @@
  * `recentRestarts` is always the number of restarts within the window, with no time read.
  */
 import { assign, enqueueActions, setup, type AnyActorLogic, type AnyActorRef, type ActorRefFrom } from 'xstate';
-import { SupervisorEscalationError, type PyvisorError } from '../src/errors.js';
 import type { ChildReport, ExitReason } from './events.js';
+import { escalated, type Failure } from './failure.js';
 import type { ShutdownSpec } from './worker.js';
 
 export type RestartType = 'permanent' | 'transient' | 'temporary';
@@ -71,10 +71,10 @@ export type SupervisorEvent =
 
 export type SupervisorEmitted =
   | { type: 'child_started'; id: string; pid: number | null; restart: boolean }
-  | { type: 'child_start_failed'; id: string; error: PyvisorError }
-  | { type: 'child_exited'; id: string; reason: ExitReason; error?: PyvisorError; restarting: boolean }
+  | { type: 'child_start_failed'; id: string; error: Failure }
+  | { type: 'child_exited'; id: string; reason: ExitReason; error?: Failure; restarting: boolean }
   | { type: 'child_removed'; id: string }
-  | { type: 'escalation'; error: SupervisorEscalationError };
+  | { type: 'escalation'; error: Failure };
 
 export interface SupervisorContext {
   id: string;
@@ -89,13 +89,13 @@ export interface SupervisorContext {
   recentRestarts: number;
   /** True until the first full start of the static children has succeeded. */
   initializing: boolean;
-  lastFailure: PyvisorError | null;
-  escalation: SupervisorEscalationError | null;
+  lastFailure: Failure | null;
+  escalation: Failure | null;
 }
 
 export interface SupervisorOutput {
   reason: 'normal' | 'escalated';
-  error?: SupervisorEscalationError;
+  error?: Failure;
 }
 
 // The six clauses of OTP's restart decision (supervisor:do_restart/4).
@@ -297,7 +297,7 @@ export const supervisorMachine = setup({
     })),
     markStarted: assign({ initializing: false }),
     escalate: enqueueActions(({ context, enqueue }) => {
-      const error = new SupervisorEscalationError(context.id, context.maxRestarts, context.periodMs, { cause: context.lastFailure ?? undefined });
+      const error = escalated(context.id, context.maxRestarts, context.periodMs, context.lastFailure);
       enqueue.assign({ escalation: error });
       enqueue.emit({ type: 'escalation', error });
     }),

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""pyvisor worker entry point with the DSPy commands.
+"""pyvisor worker entry point with the DSPy commands (the DSPy preset).
 
     python3 python/dspy_bridge.py --mode pool-worker|standalone --worker-id ID
-            [--handlers FILE_OR_MODULE ...] [--max-frame-bytes N]
+            [--max-frame-bytes N] [--handlers FILE_OR_MODULE ...]
 
 Runs from any working directory: the directory holding this file is put on
 sys.path so ``import pyvisor`` finds the bundled package. See README.md.
@@ -16,7 +16,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 if __name__ == "__main__":
-    from pyvisor.worker import main
+    from pyvisor.bootstrap import main
     # The DSPy commands are imported by main() after the protocol file
     # descriptors are secured, like any handler module.
     main(preload=["pyvisor.dspy_commands"])

@@ -13,10 +13,10 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { createPool } from './createPool.js';
+import { createPool } from './local/createPool.js';
 import { PyvisorError, PythonError } from './errors.js';
-import type { Pool } from './pool.js';
-import { PACKAGE_ROOT } from './transport/python.js';
+import type { Pool } from './local/pool.js';
+import { PACKAGE_ROOT } from './channel/python.js';
 import { runDemo } from './demo/run.js';
 import { registerInspectCommand } from './cli/inspect.js';
 

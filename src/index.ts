@@ -1,6 +1,6 @@
-export { createPool } from './createPool.js';
-export { Pool, Pool as PoolHandle } from './pool.js';
-export type { PoolStats, WorkerInfo } from './pool.js';
+export { createPool } from './local/createPool.js';
+export { Pool, Pool as PoolHandle } from './local/pool.js';
+export type { PoolStats, WorkerInfo } from './local/pool.js';
 export { presets, resolveOptions } from './options.js';
 export type { PoolOptions, ExecuteOptions, RestartOptions, RecycleOptions } from './options.js';
 export * from './errors.js';

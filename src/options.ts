@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import { InvalidOptionError } from './errors.js';
-import type { Affinity } from '../machines/sessionPool.js';
+import type { Affinity } from './routing/route.js';
 import type { Strategy } from '../machines/supervisor.js';
 
 export interface RestartOptions {
@@ -40,15 +40,15 @@ export interface PoolOptions {
   inspect?: unknown;
   // ---- beyond DESIGN §3; each documented in docs/OPTIONS.md ----
   /** ms an idle session is kept before it is cleaned up in Python; 0 = never. Default 30 min. */
-  sessionTtlMs?: number;
+  sessionTtl?: number;
   /** ms an overflow worker may sit idle before it is retired. Default 10 s. */
-  overflowIdleMs?: number;
+  overflowIdle?: number;
   /** ms a worker has to become ready (interpreter start, handler imports, first ping). Default 30 s. */
-  startTimeoutMs?: number;
+  startTimeout?: number;
   /** ms a health-check ping may take before the worker is marked unhealthy. Default 5 s. */
-  pingTimeoutMs?: number;
+  pingTimeout?: number;
   /** ms an aborted handler has to answer its KeyboardInterrupt before its worker is replaced. Default 1 s. */
-  interruptGraceMs?: number;
+  interruptGrace?: number;
   /** Python errors in a row after which a worker is replaced. Default 10. */
   maxConsecutiveErrors?: number;
   /** Largest frame either side accepts, in bytes. Default 64 MiB. */
@@ -74,11 +74,11 @@ export interface ResolvedOptions {
   shutdownTimeout: number;
   recycle: Required<RecycleOptions>;
   inspect: unknown;
-  sessionTtlMs: number;
-  overflowIdleMs: number;
-  startTimeoutMs: number;
-  pingTimeoutMs: number;
-  interruptGraceMs: number;
+  sessionTtl: number;
+  overflowIdle: number;
+  startTimeout: number;
+  pingTimeout: number;
+  interruptGrace: number;
   maxConsecutiveErrors: number;
   maxFrameBytes: number;
   env: Record<string, string>;
@@ -103,11 +103,11 @@ export function defaults(): ResolvedOptions {
     shutdownTimeout: 5_000,
     recycle: { maxRequests: 0, maxRssMb: 0, maxAgeMs: 0 },
     inspect: undefined,
-    sessionTtlMs: 30 * 60_000,
-    overflowIdleMs: 10_000,
-    startTimeoutMs: 30_000,
-    pingTimeoutMs: 5_000,
-    interruptGraceMs: 1_000,
+    sessionTtl: 30 * 60_000,
+    overflowIdle: 10_000,
+    startTimeout: 30_000,
+    pingTimeout: 5_000,
+    interruptGrace: 1_000,
     maxConsecutiveErrors: 10,
     maxFrameBytes: 64 * 1024 * 1024,
     env: {},
@@ -157,16 +157,24 @@ const RULES: Record<string, Check> = {
   shutdownTimeout: ms,
   recycle: any,
   inspect: observer,
-  sessionTtlMs: ms,
-  overflowIdleMs: ms,
-  startTimeoutMs: positiveMs,
-  pingTimeoutMs: positiveMs,
-  interruptGraceMs: ms,
+  sessionTtl: ms,
+  overflowIdle: ms,
+  startTimeout: positiveMs,
+  pingTimeout: positiveMs,
+  interruptGrace: ms,
   maxConsecutiveErrors: int(1),
   maxFrameBytes: int(16),
   env: stringRecord,
   cwd: nonEmptyString,
 };
+
+/**
+ * The naming rule: a duration is a number of milliseconds named without a unit, like
+ * checkoutTimeout. Two names carry their unit because the design fixed them: restart.maxSeconds
+ * (OTP's) and recycle.maxAgeMs. Sizes say theirs (maxRssMb, maxFrameBytes). Names of 0.1 that
+ * broke the rule are answered with their new name.
+ */
+const RENAMED: Record<string, string> = { sessionTtlMs: 'sessionTtl', overflowIdleMs: 'overflowIdle', startTimeoutMs: 'startTimeout', pingTimeoutMs: 'pingTimeout', interruptGraceMs: 'interruptGrace' };
 
 const RESTART_RULES: Record<string, Check> = {
   strategy: oneOf('one_for_one', 'one_for_all', 'rest_for_one'),
@@ -206,7 +214,7 @@ function checkObject(prefix: string, value: unknown, rules: Record<string, Check
     const name = prefix ? `${prefix}.${key}` : key;
     const rule = rules[key];
     if (!rule) {
-      const near = Object.keys(rules).find((k) => k.toLowerCase() === key.toLowerCase());
+      const near = RENAMED[key] ?? Object.keys(rules).find((k) => k.toLowerCase() === key.toLowerCase());
       throw new InvalidOptionError(name, `unknown ${kind}${near ? ` (did you mean "${near}"?)` : ''}; known: ${Object.keys(rules).join(', ')}`);
     }
     if (v === undefined) continue;

@@ -22,6 +22,8 @@ Modules that keep per-session state can register hooks:
   session id to its dict; the returned keys are merged into ``get_stats``.
 """
 
+import time
+
 __all__ = ["command", "Context", "on_cleanup", "on_stats", "get_command", "command_names",
            "unregister", "CommandError"]
 
@@ -35,12 +37,14 @@ class CommandError(Exception):
     """Convenience base for handler errors; the reply type is the subclass name."""
 
 
-def command(name=None, replace=False):
+def command(name=None, replace=False, builtin=False):
     """Register ``fn(args, ctx)`` as the command ``name``.
 
     Usable as ``@command("name")``, ``@command()`` / ``@command`` (the
     function's own name). Registering a name twice raises ``ValueError``
-    unless ``replace=True``.
+    unless ``replace=True``. ``builtin=True`` marks one of the worker's own
+    commands (``pyvisor.builtins`` uses it; it only changes the message a
+    duplicate gets).
     """
     if callable(name):
         fn = name
@@ -48,7 +52,7 @@ def command(name=None, replace=False):
         return fn
 
     def deco(fn):
-        _register(name or fn.__name__, fn, replace)
+        _register(name or fn.__name__, fn, replace, builtin)
         return fn
     return deco
 
@@ -74,11 +78,13 @@ def unregister(name):
     _builtin.discard(name)
 
 
-def get_command(name):
-    return _commands.get(name)
+#: ``get_command(name)``: the handler registered as ``name``, or ``None``
+#: (the registry's own lookup, bound once: the request loop calls it per request).
+get_command = _commands.get
 
 
 def command_names():
+    """Every registered command name, sorted."""
     return sorted(_commands)
 
 
@@ -103,17 +109,36 @@ class Context(object):
       first access and dropped by ``cleanup_session``. For anonymous calls it
       is one dict shared by all anonymous calls of this worker.
     * ``worker_id``, ``mode`` (``'pool-worker'`` or ``'standalone'``), ``pid``
+    * ``deadline`` -- when the host gives up on this request, as Unix time in
+      seconds (comparable to ``time.time()``), or ``None`` without a deadline
+    * ``remaining()`` -- seconds left until ``deadline`` (a float, never
+      negative), or ``None`` without a deadline
     * ``log(message, level='info')`` -- send a ``{event: 'log'}`` notice to
       the host.
+    * ``worker`` -- the :class:`pyvisor.loop.Worker` serving the request
+      (its counters and sessions; what the built-in commands read)
     """
 
-    __slots__ = ("_worker", "request_id", "session_id", "command")
+    __slots__ = ("_worker", "request_id", "session_id", "command", "deadline")
 
-    def __init__(self, worker, request_id, session_id, command=None):
+    def __init__(self, worker, request_id, session_id, command=None, deadline=None):
         self._worker = worker
         self.request_id = request_id
         self.session_id = session_id
         self.command = command
+        self.deadline = deadline
+
+    def remaining(self):
+        """Seconds left until the deadline (>= 0.0), or None without one."""
+        d = self.deadline
+        if d is None:
+            return None
+        left = d - time.time()
+        return left if left > 0.0 else 0.0
+
+    @property
+    def worker(self):
+        return self._worker
 
     @property
     def session(self):
@@ -138,9 +163,8 @@ class Context(object):
 
     def log(self, message, level="info", **fields):
         """Send ``{event: 'log', level, message, worker_id, request_id, ...}``."""
-        self._worker.notice("log", level=str(level), message=str(message),
-                            request_id=self.request_id, **fields)
+        self._worker.output.log(message, level, self.request_id, **fields)
 
     def __repr__(self):
-        return "<Context request_id=%r session_id=%r worker_id=%r>" % (
-            self.request_id, self.session_id, self._worker.worker_id)
+        return "<Context request_id=%r session_id=%r worker_id=%r deadline=%r>" % (
+            self.request_id, self.session_id, self._worker.worker_id, self.deadline)

@@ -17,6 +17,7 @@ ROOT = os.path.dirname(PY_DIR)
 BRIDGE = os.path.join(PY_DIR, "dspy_bridge.py")
 HANDLERS_DIR = os.path.join(ROOT, "test", "fixtures", "handlers")
 ECHO_HANDLERS = os.path.join(HANDLERS_DIR, "echo_handlers.py")
+DEADLINE_HANDLERS = os.path.join(TESTS_DIR, "handlers", "deadline_handlers.py")
 VECTORS = os.path.join(ROOT, "test", "fixtures", "vectors.json")
 
 if PY_DIR not in sys.path:
@@ -55,12 +56,21 @@ def wait_dead(pid, timeout=5.0):
     return not pid_alive(pid)
 
 
+#: ``script`` for the generic worker, ``python3 -m pyvisor`` (run it with ``cwd=PY_DIR``).
+GENERIC = ("-m", "pyvisor")
+
+
 class WorkerProcess(object):
-    """A real worker (python dspy_bridge.py ...) spoken to over its pipes."""
+    """A real worker (python dspy_bridge.py ..., or ``script=GENERIC``: python
+    -m pyvisor ...) spoken to over its pipes. ``mode=None`` passes no --mode."""
 
     def __init__(self, mode="pool-worker", worker_id="w_test", handlers=(), extra_args=(),
                  env=None, python=None, cwd=None, script=BRIDGE, wait_ready=True):
-        cmd = [python or sys.executable, script, "--mode", mode, "--worker-id", worker_id]
+        cmd = [python or sys.executable] + (list(script) if isinstance(script, tuple)
+                                            else [script])
+        if mode is not None:
+            cmd += ["--mode", mode]
+        cmd += ["--worker-id", worker_id]
         if handlers:
             cmd += ["--handlers"] + list(handlers)
         cmd += list(extra_args)
@@ -107,14 +117,21 @@ class WorkerProcess(object):
         payload = codec.encode(obj)
         self.send_raw(_hdr.pack(len(payload)) + payload)
 
-    def send_request(self, rid, cmd, args, session=None):
-        """Send {id, cmd, args, session} the way the host does: the request
-        map is spliced around the encoded args, so it does not count against
-        the args' nesting allowance."""
+    def request_frame(self, rid, cmd, args, session=None, deadline=_NOARGS):
+        """The frame of {id, cmd, args, session[, deadline]}, built the way
+        the host does: the request map is spliced around the encoded args, so
+        it does not count against the args' nesting allowance."""
         enc = codec.encode
-        payload = (b"\x84\xa2id" + enc(rid) + b"\xa3cmd" + enc(cmd) + b"\xa4args" + enc(args)
+        payload = (b"\xa2id" + enc(rid) + b"\xa3cmd" + enc(cmd) + b"\xa4args" + enc(args)
                    + b"\xa7session" + enc(session))
-        self.send_raw(_hdr.pack(len(payload)) + payload)
+        if deadline is _NOARGS:
+            payload = b"\x84" + payload
+        else:
+            payload = b"\x85" + payload + b"\xa8deadline" + enc(deadline)
+        return _hdr.pack(len(payload)) + payload
+
+    def send_request(self, rid, cmd, args, session=None, deadline=_NOARGS):
+        self.send_raw(self.request_frame(rid, cmd, args, session, deadline))
 
     def _fill(self, n, deadline):
         fd = self.proc.stdout.fileno()
@@ -168,26 +185,28 @@ class WorkerProcess(object):
 
     # -- requests -----------------------------------------------------------
 
-    def request(self, cmd, args=_NOARGS, session=None, rid=None, timeout=10):
+    def request(self, cmd, args=_NOARGS, session=None, rid=None, timeout=10,
+                deadline=_NOARGS):
+        """Send one request (``deadline`` only when given) and return its reply."""
         if rid is None:
             rid = self._next_id
             self._next_id += 1
-        self.send_request(rid, cmd, {} if args is _NOARGS else args, session)
+        self.send_request(rid, cmd, {} if args is _NOARGS else args, session, deadline)
         reply = self.read_reply(timeout)
         assert reply.get("id") == rid, "reply id %r != request id %r: %r" % (
             reply.get("id"), rid, reply)
         return reply
 
-    def call(self, cmd, args=_NOARGS, session=None, timeout=10):
+    def call(self, cmd, args=_NOARGS, session=None, timeout=10, deadline=_NOARGS):
         """Request and return the result; fail the test on an error reply."""
-        reply = self.request(cmd, args, session, timeout=timeout)
+        reply = self.request(cmd, args, session, timeout=timeout, deadline=deadline)
         if not reply.get("ok"):
             raise AssertionError("%s failed: %r" % (cmd, reply.get("error")))
         return reply["result"]
 
-    def error(self, cmd, args=_NOARGS, session=None, timeout=10):
+    def error(self, cmd, args=_NOARGS, session=None, timeout=10, deadline=_NOARGS):
         """Request and return the error map; fail the test on success."""
-        reply = self.request(cmd, args, session, timeout=timeout)
+        reply = self.request(cmd, args, session, timeout=timeout, deadline=deadline)
         if reply.get("ok"):
             raise AssertionError("%s unexpectedly succeeded: %r" % (cmd, reply.get("result")))
         return reply["error"]

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PythonShell } from 'python-shell';
-import { WorkerProcess, type WorkerMessage } from '../../src/transport/workerProcess.js';
+import { WorkerProcess, type WorkerMessage } from '../../src/channel/workerProcess.js';
 
 export const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 export const RAW_ECHO = join(ROOT, 'test', 'fixtures', 'raw_echo.py');

@@ -65,7 +65,7 @@ function area(fn: string, url: string): string {
   if (u === 'src/pool.ts') return 'src/pool.ts (facade)';
   if (u === 'src/telemetry.ts') return 'src/telemetry.ts';
   if (u.startsWith('src/codec/')) return 'src/codec';
-  if (u.startsWith('src/transport/') || u.startsWith('src/worker/')) return 'src/transport + processActor';
+  if (u.startsWith('src/channel/') || u.startsWith('src/worker/')) return 'src/transport + processActor';
   if (u.startsWith('src/testing/')) return 'src/testing (simulation)';
   if (u.startsWith('scripts/')) return 'benchmark driver';
   if (u.startsWith('node:internal/streams') || u.startsWith('node:stream')) return 'node streams';

@@ -19,10 +19,10 @@ import os from 'node:os';
 import { join } from 'node:path';
 import genericPool from 'generic-pool';
 import tarn from 'tarn';
-import { createPool } from '../../src/createPool.js';
+import { createPool } from '../../src/local/createPool.js';
 import { encodeRequest } from '../../src/codec/encode.js';
-import type { Pool } from '../../src/pool.js';
-import { clearPythonCache, resolvePython } from '../../src/transport/python.js';
+import type { Pool } from '../../src/local/pool.js';
+import { clearPythonCache, resolvePython } from '../../src/channel/python.js';
 import { createSimulation } from '../../src/testing/index.js';
 import {
   BareTransport,

@@ -15,13 +15,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { createPool } from '../../src/createPool.js';
-import type { Pool } from '../../src/pool.js';
+import { createPool } from '../../src/local/createPool.js';
+import type { Pool } from '../../src/local/pool.js';
 import { createSimulation } from '../../src/testing/index.js';
 import { BareTransport, BENCH_HANDLERS, RawEcho, ROOT } from './lib.js';
 import { encodeRequest } from '../../src/codec/encode.js';
 import { cpuTicks, clkTck, identify, type ProcId } from '../chaos/procs.js';
-import { resolvePython } from '../../src/transport/python.js';
+import { resolvePython } from '../../src/channel/python.js';
 
 const argv = process.argv.slice(2);
 const value = (name: string, dflt: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;

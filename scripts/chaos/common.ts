@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { fileURLToPath } from 'node:url';
-import type { Pool } from '../../src/pool.js';
+import type { Pool } from '../../src/local/pool.js';
 import { identify, isRunning, type ProcId } from './procs.js';
 
 export const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');

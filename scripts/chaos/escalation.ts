@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPool } from '../../src/createPool.js';
+import { createPool } from '../../src/local/createPool.js';
 import { SupervisorEscalationError } from '../../src/errors.js';
 import { isRunning } from './procs.js';
 import { CRASH_ON_START, PYTHON, quiet, sleep, type Log } from './common.js';
@@ -60,7 +60,7 @@ export async function escalation(options: EscalationOptions = {}): Promise<Escal
       handlers: [CRASH_ON_START],
       env: { PYVISOR_CRASH_PIDFILE: pidfile },
       restart: { maxRestarts, maxSeconds },
-      startTimeoutMs: 20_000,
+      startTimeout: 20_000,
     });
     await pool.stop();
     violations.push('createPool resolved although every worker crashes at start');

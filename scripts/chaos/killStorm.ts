@@ -11,7 +11,7 @@
  * - within 1 s of the last kill the pool has its 4 workers healthy again;
  * - every killed pid is gone; after stop() no process the pool ever ran is alive.
  */
-import { createPool } from '../../src/createPool.js';
+import { createPool } from '../../src/local/createPool.js';
 import { WorkerCrashedError } from '../../src/errors.js';
 import { identify, isRunning, waitUntil, type ProcId } from './procs.js';
 import { ECHO_HANDLERS, PoolProcesses, PYTHON, quiet, sleep, within, type Log } from './common.js';

@@ -5,7 +5,7 @@
  *
  *   node --import tsx scripts/chaos/parentDeathChild.ts [python]
  */
-import { createPool } from '../../src/createPool.js';
+import { createPool } from '../../src/local/createPool.js';
 import { ECHO_HANDLERS, PYTHON } from './common.js';
 
 const pool = await createPool({ poolSize: 4, maxOverflow: 0, python: process.argv[2] || PYTHON, handlers: [ECHO_HANDLERS] });

@@ -4,7 +4,7 @@
  * heap (after a full GC) and each Python worker's RSS are sampled along the way; after the
  * warm-up both must stay flat: the last samples within `tolerance` (10%) of the first ones.
  */
-import { createPool } from '../../src/createPool.js';
+import { createPool } from '../../src/local/createPool.js';
 import { rssMb, identify, type ProcId } from './procs.js';
 import { ECHO_HANDLERS, gc, mb, PoolProcesses, PYTHON, quiet, type Log } from './common.js';
 

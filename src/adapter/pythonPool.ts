@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
-import { createPool } from '../createPool.js';
+import { createPool } from '../local/createPool.js';
 import {
   InvalidOptionError,
   PythonError,
@@ -22,7 +22,7 @@ import {
   WorkerCrashedError,
 } from '../errors.js';
 import type { ExecuteOptions, PoolOptions } from '../options.js';
-import type { Pool } from '../pool.js';
+import type { Pool } from '../local/pool.js';
 
 // ---- public types ---------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, type Command } from 'commander';
-import { createPool } from '../createPool.js';
-import type { Pool } from '../pool.js';
+import { createPool } from '../local/createPool.js';
+import type { Pool } from '../local/pool.js';
 import { serveInspector, type InspectorServer } from '../inspector/server.js';
 
 export interface InspectOptions {
@@ -149,8 +149,8 @@ export async function startInspectDemo(options: InspectOptions = {}, say: (line:
     poolSize: options.workers ?? 4,
     maxOverflow: 2,
     healthCheckInterval: 5_000,
-    overflowIdleMs: 5_000,
-    sessionTtlMs: 60_000,
+    overflowIdle: 5_000,
+    sessionTtl: 60_000,
   });
   let server: InspectorServer;
   try {

@@ -502,6 +502,7 @@ const K_ID = Buffer.from([0xa2, 0x69, 0x64]); // "id"
 const K_CMD = Buffer.from([0xa3, 0x63, 0x6d, 0x64]); // "cmd"
 const K_ARGS = Buffer.from([0xa4, 0x61, 0x72, 0x67, 0x73]); // "args"
 const K_SESSION = Buffer.from([0xa7, 0x73, 0x65, 0x73, 0x73, 0x69, 0x6f, 0x6e]); // "session"
+const K_DEADLINE = Buffer.from([0xa8, 0x64, 0x65, 0x61, 0x64, 0x6c, 0x69, 0x6e, 0x65]); // "deadline"
 
 function writeRaw(b: Buffer): void {
   const n = b.length;
@@ -516,11 +517,15 @@ function writeRaw(b: Buffer): void {
  * Encode a request frame `{id, cmd, args, session}` (host → worker). `args === undefined`
  * is sent as nil; `session` null is sent as nil. Errors name the path from `args`.
  */
-export function encodeRequest(id: number, cmd: string, args: unknown, session: string | null, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
+/**
+ * One request frame, `{id, cmd, args, session}` plus `deadline` when there is one: an absolute
+ * time in ms since the Unix epoch (docs/PROTOCOL.md).
+ */
+export function encodeRequest(id: number, cmd: string, args: unknown, session: string | null, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, deadline: number | null = null): Buffer {
   begin(true, maxFrameBytes);
   try {
     if (pos + 1 > buf.length) grow(pos + 1);
-    buf[pos++] = 0x84;
+    buf[pos++] = deadline === null ? 0x84 : 0x85;
     writeRaw(K_ID);
     keyTrail[0] = 'id';
     if (!Number.isSafeInteger(id)) fail(0, `request id ${String(id)} (must be a safe integer)`);
@@ -548,13 +553,15 @@ export function encodeRequest(id: number, cmd: string, args: unknown, session: s
     } else {
       fail(0, `${typeof session} session id (must be a string or null)`);
     }
+    if (deadline !== null) {
+      writeRaw(K_DEADLINE);
+      keyTrail[0] = 'deadline';
+      if (!Number.isFinite(deadline)) fail(0, `deadline ${String(deadline)} (must be a finite number of ms)`);
+      writeFloat64(deadline);
+    }
     return finish(true);
   } catch (err) {
     return abandon(err, 'args', 'request');
   }
 }
 
-/** Bytes the encoder's scratch buffer currently holds (for tests and diagnostics). */
-export function scratchSize(): number {
-  return buf.length;
-}

@@ -9,7 +9,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { PythonPool, type SessionAdapter } from '../adapter/pythonPool.js';
-import type { WorkerInfo } from '../pool.js';
+import type { WorkerInfo } from '../local/pool.js';
 import { LatencyWindow } from '../telemetry.js';
 import { ansiStyle, frame, line, LiveRegion, ms, noStyle, num, seconds, type Snapshot, type DemoCounters } from './view.js';
 

@@ -2,7 +2,7 @@
  * The demo's terminal output: a live view redrawn in place when stdout is a TTY, plain
  * periodic lines otherwise. Pure formatting; run.ts owns the data.
  */
-import type { WorkerInfo } from '../pool.js';
+import type { WorkerInfo } from '../local/pool.js';
 
 /** The counters a demo run keeps (the end result reports them too). */
 export interface DemoCounters {

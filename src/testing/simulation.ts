@@ -5,12 +5,15 @@
  * waits on real time: replies with no latency are sent synchronously, everything else is a
  * timer on `clock`, which only moves when the test calls `advance(ms)`.
  */
-import { fromCallback, SimulatedClock, type CallbackActorLogic } from 'xstate';
+import { SimulatedClock, type CallbackActorLogic } from 'xstate';
 import type { ExitInfo } from '../errors.js';
 import { ProtocolError, WorkerStartError } from '../errors.js';
-import { openChannel, type ProcessActorInput, type ProcessCommand, type ProcessEvent } from '../../machines/events.js';
+import type { ProcessActorInput, ProcessCommand } from '../../machines/events.js';
 import { workerMachine } from '../../machines/worker.js';
-import { Pool } from '../pool.js';
+import { processActorLogic } from '../channel/processActor.js';
+import type { ProcessHooks, ProcessPort } from '../channel/link.js';
+import type { Clock } from '../core/clock.js';
+import { Pool } from '../local/pool.js';
 import { resolveOptions, type PoolOptions } from '../options.js';
 
 /** What a scripted handler sees. */
@@ -20,6 +23,8 @@ export interface SimContext {
   sessionId: string | null;
   /** Per-session state inside this fake process; gone when the process dies. */
   session: Record<string, unknown>;
+  /** The request's deadline on the simulated clock (null: none). */
+  deadline: number | null;
 }
 
 /** Throw this from a handler to produce a Python error reply. */
@@ -83,12 +88,14 @@ export interface ReceivedRequest {
   cmd: string;
   args: unknown;
   session: string | null;
+  /** The deadline the frame carried, on the simulated clock (null: none). */
+  deadline: number | null;
   /** Simulated time of arrival. */
   at: number;
 }
 
 interface Live extends FakeProcess {
-  sendBack: (event: ProcessEvent) => void;
+  hooks: ProcessHooks;
   inflight: Map<number, { timer: number | null; cmd: string; interruptible?: boolean }>;
   /** SIGTERM arrived mid-command: exit once it is answered, as the real worker does. */
   exitAfterCurrent: boolean;
@@ -111,6 +118,8 @@ export interface Simulation {
   ignoreSigterm(workerId?: string): Simulation;
   /** Deliver a signal to a live fake process, as `kill(2)` would. */
   kill(pidOrWorkerId: number | string, signal?: 'SIGKILL' | 'SIGTERM' | 'SIGINT'): FakeProcess;
+  /** Make a live fake process exit on its own, with this exit code or signal. */
+  exit(pidOrWorkerId: number | string, code: number | null, signal?: string | null): FakeProcess;
   /** Make a process send a frame that breaks the protocol. */
   corrupt(pidOrWorkerId: number | string, message?: string): void;
   /** Move simulated time forward, firing every timer that falls due. */
@@ -171,17 +180,17 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     proc.exitSeq = ++exitCount;
     for (const { timer } of proc.inflight.values()) if (timer !== null) clock.clearTimeout(timer);
     proc.inflight.clear();
-    if (notify) proc.sendBack({ type: 'PROC.EXIT', exit });
+    if (notify) proc.hooks.onExit(exit);
   }
 
-  function reply(proc: Live, id: number, cmd: string, args: unknown, session: string | null): void {
+  function reply(proc: Live, id: number, cmd: string, args: unknown, session: string | null, deadline: number | null): void {
     const spec = handlers.get(cmd) ?? (builtins[cmd] ? { fn: builtins[cmd]!, latencyMs: 0 } : undefined);
     const deliver = () => {
       if (!proc.alive || !proc.inflight.has(id)) return;
       proc.inflight.delete(id);
       proc.requests++;
       if (!spec) {
-        proc.sendBack({ type: 'PROC.REPLY', id, ok: false, error: { type: 'UnknownCommand', message: `unknown command: ${cmd}`, traceback: '' } });
+        proc.hooks.onReply(id, false, { type: 'UnknownCommand', message: `unknown command: ${cmd}`, traceback: '' });
         return;
       }
       let sessionState: Record<string, unknown> = {};
@@ -191,10 +200,10 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       }
       let result: unknown;
       try {
-        result = spec.fn(args, { workerId: proc.workerId, pid: proc.pid, sessionId: session, session: sessionState });
+        result = spec.fn(args, { workerId: proc.workerId, pid: proc.pid, sessionId: session, session: sessionState, deadline });
       } catch (err) {
         const type = err instanceof SimPythonError ? err.pythonType : (err as Error).name ?? 'Exception';
-        proc.sendBack({ type: 'PROC.REPLY', id, ok: false, error: { type, message: (err as Error).message, traceback: `Traceback (simulated)\n${type}: ${(err as Error).message}` } });
+        proc.hooks.onReply(id, false, { type, message: (err as Error).message, traceback: `Traceback (simulated)\n${type}: ${(err as Error).message}` });
         return;
       }
       if (result === HANG || result === HANG_HARD) {
@@ -206,7 +215,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
         exitProcess(proc, { code, signal, stderrTail: [`simulated crash in ${cmd}`] }, true);
         return;
       }
-      proc.sendBack({ type: 'PROC.REPLY', id, ok: true, result });
+      proc.hooks.onReply(id, true, result);
       if (proc.exitAfterCurrent && proc.inflight.size === 0) exitProcess(proc, { code: 0, signal: null, stderrTail: [] }, true);
     };
     const latency = spec?.latencyMs ?? 0;
@@ -216,7 +225,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       proc.inflight.set(id, { timer: null, cmd });
     }
     proc.peakInflight = Math.max(proc.peakInflight, proc.inflight.size);
-    for (const listener of requestListeners) listener({ pid: proc.pid, workerId: proc.workerId, id, cmd, args, session, at: clock.now() });
+    for (const listener of requestListeners) listener({ pid: proc.pid, workerId: proc.workerId, id, cmd, args, session, deadline, at: clock.now() });
     if (latency === 0) deliver();
   }
 
@@ -236,40 +245,53 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       if (interruptible === false) continue;
       if (timer !== null) clock.clearTimeout(timer);
       proc.inflight.delete(id);
-      proc.sendBack({ type: 'PROC.REPLY', id, ok: false, error: { type: 'KeyboardInterrupt', message: '', traceback: 'KeyboardInterrupt' } });
+      proc.hooks.onReply(id, false, { type: 'KeyboardInterrupt', message: '', traceback: 'KeyboardInterrupt' });
     }
   }
 
-  const processLogic = fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive, self }) => {
+  /** The simulation's Spawner: a fake process behind the same process actor as a real one. */
+  const spawnFake = (workerId: string, generation: number, hooks: ProcessHooks): ProcessPort => {
     const proc: Live = {
       pid: nextPid++,
-      workerId: input.workerId,
-      generation: input.generation,
+      workerId,
+      generation,
       alive: true,
       exit: null,
-      ignoresSigterm: sigtermIgnored.has(input.workerId) || sigtermIgnored.has('*'),
+      ignoresSigterm: sigtermIgnored.has(workerId) || sigtermIgnored.has('*'),
       requests: 0,
       sessions: new Map(),
       signals: [],
       exitSeq: null,
       peakInflight: 0,
-      sendBack: sendBack as (event: ProcessEvent) => void,
+      hooks,
       inflight: new Map(),
       exitAfterCurrent: false,
     };
-    const fault = takeStartFault(input.workerId);
+    const port: ProcessPort = {
+      get pid() {
+        return fault?.phase === 'spawn' ? undefined : proc.pid;
+      },
+      get exited() {
+        return !proc.alive;
+      },
+      send(id, cmd, args, session, deadline) {
+        if (proc.alive) reply(proc, id, cmd, args, session, deadline);
+      },
+      signal(sig) {
+        signal(proc, sig);
+      },
+    };
+    const fault = takeStartFault(workerId);
+    all.push(proc);
     if (fault?.phase === 'spawn') {
       // Like ENOENT from spawn(2): no process, no pid; the exit report carries the start error.
       proc.alive = false;
       proc.exit = { code: null, signal: null, stderrTail: [] };
       proc.exitSeq = ++exitCount;
-      all.push(proc);
-      const startError = new WorkerStartError(input.workerId, 'sim', 'spawn failed (simulated)');
-      sendBack({ type: 'PROC.EXIT', exit: proc.exit, startError });
-      return () => {};
+      hooks.onExit(proc.exit, new WorkerStartError(workerId, 'sim', 'spawn failed (simulated)'));
+      return port;
     }
-    all.push(proc);
-    sendBack({ type: 'PROC.SPAWNED', pid: proc.pid, python: 'sim' });
+    hooks.onSpawned(proc.pid, 'sim');
     const announce = () => {
       if (!proc.alive) return;
       if (fault && !fault.hang) {
@@ -277,24 +299,13 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
         return;
       }
       if (fault?.hang) return;
-      sendBack({ type: 'PROC.READY', pid: proc.pid, python: 'sim', codec: 'sim' });
+      hooks.onReady(proc.pid, 'sim', 'sim');
     };
     if (startupMs > 0) clock.setTimeout(announce, startupMs);
     else announce();
-
-    const handle = (command: ProcessCommand) => {
-      if (!proc.alive) return;
-      if (command.type === 'SIGNAL') return signal(proc, command.signal);
-      reply(proc, command.id, command.cmd, command.args, command.session);
-    };
-    receive(handle);
-    const unregister = openChannel(self, handle);
-    // Disposal is SIGKILL, exactly as for a real process.
-    return () => {
-      unregister();
-      exitProcess(proc, { code: null, signal: 'SIGKILL', stderrTail: [] }, false);
-    };
-  });
+    return port;
+  };
+  const processLogic = processActorLogic(spawnFake);
 
   function takeStartFault(workerId: string): StartFault | undefined {
     const fault = startFaults.find((f) => f.remaining > 0 && (!f.workerId || f.workerId === workerId));
@@ -312,6 +323,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     return proc;
   }
 
+  const simClock: Clock = { now: () => clock.now(), setTimeout: (fn, ms) => clock.setTimeout(fn, ms), clearTimeout: (id) => clock.clearTimeout(id as number) };
   const sim: Simulation = {
     clock,
     processLogic,
@@ -336,9 +348,14 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       signal(proc, sig);
       return proc;
     },
+    exit(pidOrWorkerId, code, sig = null) {
+      const proc = find(pidOrWorkerId);
+      exitProcess(proc, { code: sig ? null : code, signal: sig, stderrTail: [] }, true);
+      return proc;
+    },
     corrupt(pidOrWorkerId, message = 'simulated garbage frame') {
       const proc = find(pidOrWorkerId);
-      proc.sendBack({ type: 'PROC.PROTOCOL_ERROR', error: new ProtocolError(message) });
+      proc.hooks.onProtocolError(new ProtocolError(message));
     },
     advance(ms) {
       clock.increment(ms);
@@ -349,8 +366,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     createPool(poolOptions = {}) {
       return new Pool(resolveOptions({ python: 'sim', ...poolOptions }), {
         processLogic,
-        clock,
-        now: () => clock.now(),
+        clock: simClock,
         rssMb: (pid) => rss.get(pid) ?? null,
         allExited: async () => {
           const left = all.filter((p) => p.alive);

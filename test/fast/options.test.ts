@@ -74,7 +74,7 @@ test('defaults: DESIGN §3 values, plus the documented extras', () => {
       },
     );
     assert.equal(
-      [o.sessionTtlMs, o.overflowIdleMs, o.startTimeoutMs, o.pingTimeoutMs, o.interruptGraceMs, o.maxConsecutiveErrors, o.maxFrameBytes, o.env, o.cwd],
+      [o.sessionTtl, o.overflowIdle, o.startTimeout, o.pingTimeout, o.interruptGrace, o.maxConsecutiveErrors, o.maxFrameBytes, o.env, o.cwd],
       [30 * 60_000, 10_000, 30_000, 5_000, 1_000, 10, 64 * 1024 * 1024, {}, undefined],
     );
     process.env.PYVISOR_PYTHON = '/opt/py/bin/python3.12';
@@ -152,11 +152,11 @@ const BAD: Array<[string, unknown[]]> = [
   ['shutdownTimeout', [-1, NaN, 2 ** 31, '5000']],
   ['recycle', [100, 'x', null, []]],
   ['inspect', [5, 'x', {}, null, true]],
-  ['sessionTtlMs', [-1, NaN, Infinity, '60000']],
-  ['overflowIdleMs', [-1, NaN, '1000']],
-  ['startTimeoutMs', [0, -1, NaN]],
-  ['pingTimeoutMs', [0, -1, NaN]],
-  ['interruptGraceMs', [-1, NaN, '1000']],
+  ['sessionTtl', [-1, NaN, Infinity, '60000']],
+  ['overflowIdle', [-1, NaN, '1000']],
+  ['startTimeout', [0, -1, NaN]],
+  ['pingTimeout', [0, -1, NaN]],
+  ['interruptGrace', [-1, NaN, '1000']],
   ['maxConsecutiveErrors', [0, -1, 1.5, '10']],
   ['maxFrameBytes', [0, 15, 1.5, '1000']],
   ['env', ['A=1', null, [], { A: 1 }, { A: null }]],
@@ -205,11 +205,11 @@ test('good values of every option are accepted', () => {
     shutdownTimeout: 0,
     recycle: { maxRequests: 1000, maxRssMb: 512.5, maxAgeMs: 3_600_000 },
     inspect: { next: () => {} },
-    sessionTtlMs: 0,
-    overflowIdleMs: 0,
-    startTimeoutMs: 1,
-    pingTimeoutMs: 1,
-    interruptGraceMs: 0,
+    sessionTtl: 0,
+    overflowIdle: 0,
+    startTimeout: 1,
+    pingTimeout: 1,
+    interruptGrace: 0,
     maxConsecutiveErrors: 1,
     maxFrameBytes: 16,
     env: { PYTHONUNBUFFERED: '1' },
@@ -264,7 +264,7 @@ test('execute options: bad values and unknown keys are refused with InvalidOptio
 });
 
 test('createPool validates before it starts anything', async () => {
-  const { createPool } = await import('../../src/createPool.js');
+  const { createPool } = await import('../../src/local/createPool.js');
   for (const [options, key] of [
     [{ poolSize: 0 }, 'poolSize'],
     [{ restart: { maxRestarts: -1 } }, 'restart.maxRestarts'],
@@ -280,7 +280,7 @@ test('createPool validates before it starts anything', async () => {
 });
 
 test('createPool: an interpreter that does not exist → WorkerStartError naming the path tried, not an ENOENT stack', async () => {
-  const { createPool } = await import('../../src/createPool.js');
+  const { createPool } = await import('../../src/local/createPool.js');
   for (const python of ['/nonexistent/bin/python3', 'no-such-python-for-pyvisor']) {
     const error = await createPool({ python, poolSize: 1 }).then(
       () => undefined,

@@ -9,7 +9,7 @@
  */
 import * as assert from 'uvu/assert';
 import { createSimulation, SimPythonError, type Simulation, type SimulationOptions } from '../../src/testing/index.js';
-import type { Pool, PoolStats, WorkerInfo } from '../../src/pool.js';
+import type { Pool, PoolStats, WorkerInfo } from '../../src/local/pool.js';
 import type { PoolOptions } from '../../src/options.js';
 
 export const EVENT_NAMES = [

@@ -33,7 +33,7 @@ interface SessionModel {
 async function run(seed: number, affinity: Affinity, steps: number): Promise<void> {
   const r = rng(seed);
   const h: Harness = setup(
-    { poolSize: 3, maxOverflow: 0, affinity, sessionTtlMs: 0, checkoutTimeout: 400, requestTimeout: 300, interruptGraceMs: 50, recycle: { maxRequests: 25 }, restart: { maxRestarts: 1000, maxSeconds: 1 } },
+    { poolSize: 3, maxOverflow: 0, affinity, sessionTtl: 0, checkoutTimeout: 400, requestTimeout: 300, interruptGrace: 50, recycle: { maxRequests: 25 }, restart: { maxRestarts: 1000, maxSeconds: 1 } },
     {},
     (sim) =>
       sim

@@ -46,7 +46,7 @@ test('an overflow worker that dies while booting is not replaced by another and 
 });
 
 test('endSession while a request of the session is still queued: serving it later starts a new session, announced', async () => {
-  const h = setup({ poolSize: 1, sessionTtlMs: 0 });
+  const h = setup({ poolSize: 1, sessionTtl: 0 });
   await h.pool.whenReady();
   h.run('slow', 1);
   const put = h.run('put', { key: 'k', value: 1 }, { sessionId: 's' });

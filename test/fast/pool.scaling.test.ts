@@ -12,7 +12,7 @@ import { expectStats, flush, pidsOf, row, setup, workerRows } from './pool.harne
 // ---- overflow -----------------------------------------------------------------------------
 
 test('overflow: workers beyond poolSize start under load, never more than maxOverflow', async () => {
-  const h = setup({ poolSize: 2, maxOverflow: 2, overflowIdleMs: 1000 });
+  const h = setup({ poolSize: 2, maxOverflow: 2, overflowIdle: 1000 });
   await h.pool.whenReady();
   const runs = Array.from({ length: 5 }, (_, i) => h.run('slow', i));
   await flush();
@@ -32,8 +32,8 @@ test('overflow: workers beyond poolSize start under load, never more than maxOve
   await h.finish();
 });
 
-test('overflow: an idle overflow worker is retired after overflowIdleMs; each use restarts its idle clock', async () => {
-  const h = setup({ poolSize: 1, maxOverflow: 1, overflowIdleMs: 1000 });
+test('overflow: an idle overflow worker is retired after overflowIdle; each use restarts its idle clock', async () => {
+  const h = setup({ poolSize: 1, maxOverflow: 1, overflowIdle: 1000 });
   await h.pool.whenReady();
   h.run('slow');
   h.run('slow');
@@ -65,7 +65,7 @@ test('overflow: an idle overflow worker is retired after overflowIdleMs; each us
 });
 
 test('overflow: permanent workers are preferred, so overflow workers go idle and retire', async () => {
-  const h = setup({ poolSize: 2, maxOverflow: 1, overflowIdleMs: 300 });
+  const h = setup({ poolSize: 2, maxOverflow: 1, overflowIdle: 300 });
   await h.pool.whenReady();
   h.run('slow');
   h.run('slow');
@@ -93,7 +93,7 @@ test('overflow: maxOverflow 0 never grows the pool', async () => {
 });
 
 test('overflow: a starting overflow worker that is not needed any more comes up idle and retires', async () => {
-  const h = setup({ poolSize: 1, maxOverflow: 1, overflowIdleMs: 500 }, { startupMs: 200 });
+  const h = setup({ poolSize: 1, maxOverflow: 1, overflowIdle: 500 }, { startupMs: 200 });
   h.sim.advance(200);
   await h.pool.whenReady();
   h.run('slow'); // worker_1 until t=300
@@ -243,8 +243,8 @@ test('health check: a failed ping marks the worker unhealthy and it is restarted
   await h.finish();
 });
 
-test('health check: a late ping (past pingTimeoutMs) marks the worker unhealthy and it is restarted', async () => {
-  const h = setup({ poolSize: 1, healthCheckInterval: 1000, pingTimeoutMs: 200 });
+test('health check: a late ping (past pingTimeout) marks the worker unhealthy and it is restarted', async () => {
+  const h = setup({ poolSize: 1, healthCheckInterval: 1000, pingTimeout: 200 });
   await h.pool.whenReady();
   const oldPid = h.pid('worker_1');
   countPings(h, () => (h.sim.processOf('worker_1')!.pid === oldPid ? h.sim.hang() : { pong: true }));
@@ -260,7 +260,7 @@ test('health check: a late ping (past pingTimeoutMs) marks the worker unhealthy 
 });
 
 test('health check: a request made during a ping that then times out is requeued, not failed', async () => {
-  const h = setup({ poolSize: 1, healthCheckInterval: 1000, pingTimeoutMs: 200 });
+  const h = setup({ poolSize: 1, healthCheckInterval: 1000, pingTimeout: 200 });
   await h.pool.whenReady();
   const oldPid = h.pid('worker_1');
   countPings(h, () => (h.sim.processOf('worker_1')!.pid === oldPid ? h.sim.hang() : { pong: true }));
@@ -281,8 +281,9 @@ test('health check: a request that arrives during a ping runs right after the po
   const r = h.run('echo', 'x');
   await h.advance(30);
   assert.is(r.value, 'x');
-  // runMs counts from the hand-over to the worker, so it includes the wait for the pong.
-  expectStats(h, { poolSize: 1, healthyWorkers: 1, totalCommands: 1, latencyMs: { p50: 30, p99: 30 } });
+  // It waited for the pong in the queue: queue time, not run time.
+  assert.equal(h.of('checkout').map((e) => e.queueMs), [30]);
+  expectStats(h, { poolSize: 1, healthyWorkers: 1, totalCommands: 1, latencyMs: { p50: 0, p99: 0 } });
   await h.finish();
 });
 

@@ -233,7 +233,7 @@ test('endSession of a session that is still running: new requests of the same id
 });
 
 test('session TTL: an idle session expires, cleanup_session reaches every worker that served it', async () => {
-  const h = setup({ poolSize: 2, sessionTtlMs: 1000, affinity: 'none' });
+  const h = setup({ poolSize: 2, sessionTtl: 1000, affinity: 'none' });
   await h.pool.whenReady();
   const blocker = h.run('slow');
   await h.pool.execute('put', { key: 'k', value: 1 }, { sessionId: 's1' }); // worker_2
@@ -258,7 +258,7 @@ test('session TTL: an idle session expires, cleanup_session reaches every worker
 });
 
 test('session TTL counts from the last use, and never expires a session while a request of it runs', async () => {
-  const h = setup({ poolSize: 1, sessionTtlMs: 200 });
+  const h = setup({ poolSize: 1, sessionTtl: 200 });
   await h.pool.whenReady();
   await h.pool.execute('echo', null, { sessionId: 's1' });
   await h.advance(150);
@@ -281,7 +281,7 @@ test('session TTL counts from the last use, and never expires a session while a 
 test('session TTL never expires a session with a request still waiting in the queue', async () => {
   // worker_1 serves s1 then an anonymous caller that was queued before s1's second request;
   // s1's TTL runs out while that second request still waits.
-  const h = setup({ poolSize: 1, sessionTtlMs: 50 });
+  const h = setup({ poolSize: 1, sessionTtl: 50 });
   await h.pool.whenReady();
   const first = h.run('slow', null, { sessionId: 's1' }); // 0..100
   const anon = h.run('slow'); // queued, 100..200
@@ -297,7 +297,7 @@ test('session TTL never expires a session with a request still waiting in the qu
 });
 
 test('a session whose only request never ran is not kept forever', async () => {
-  const h = setup({ poolSize: 1, maxQueue: 1, sessionTtlMs: 500, checkoutTimeout: 100 });
+  const h = setup({ poolSize: 1, maxQueue: 1, sessionTtl: 500, checkoutTimeout: 100 });
   await h.pool.whenReady();
   h.run('slow250');
   const timedOut = h.run('echo', null, { sessionId: 'waiter' });
@@ -311,8 +311,8 @@ test('a session whose only request never ran is not kept forever', async () => {
   await h.finish();
 });
 
-test('sessionTtlMs: 0 keeps sessions until endSession', async () => {
-  const h = setup({ poolSize: 1, sessionTtlMs: 0 });
+test('sessionTtl: 0 keeps sessions until endSession', async () => {
+  const h = setup({ poolSize: 1, sessionTtl: 0 });
   await h.pool.whenReady();
   await h.pool.execute('echo', null, { sessionId: 's1' });
   await h.advance(10 * 60 * 60 * 1000);

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SupervisorEscalationError } from '../../src/errors.js';
-import { Pool } from '../../src/pool.js';
+import { Pool } from '../../src/local/pool.js';
 import { resolveOptions } from '../../src/options.js';
 import { createSimulation } from '../../src/testing/index.js';
 import { advanceClock, expectStats, flush, pidsOf, setup } from './pool.harness.js';
@@ -16,7 +16,12 @@ test('one request: session_start, checkout, worker_state busy, checkin, worker_s
   await h.pool.whenReady();
   const pid = h.pid('worker_1');
   h.events.length = 0;
-  await Promise.all([h.run('slow', 'x', { sessionId: 's1' }).promise, h.advance(100)]);
+  // busy ⇄ healthy reach the machine coalesced, at most once per macrotask: a turn of the event loop
+  // passes between the hand-over and the reply here, as it does with a real process.
+  const r = h.run('slow', 'x', { sessionId: 's1' });
+  await flush();
+  await Promise.all([r.promise, h.advance(100)]);
+  await flush();
   assert.equal(h.events, [
     { event: 'session_start', sessionId: 's1' },
     { event: 'checkout', workerId: 'worker_1', sessionId: 's1', command: 'slow', queueMs: 0 },
@@ -78,7 +83,7 @@ test('worker_restarted and worker_state follow a crash and the restart', async (
 });
 
 test('session_end: reason ended (endSession) or expired (TTL), with the number of workers cleaned', async () => {
-  const h = setup({ poolSize: 1, sessionTtlMs: 100 });
+  const h = setup({ poolSize: 1, sessionTtl: 100 });
   await h.pool.whenReady();
   await h.pool.execute('echo', null, { sessionId: 'a' });
   await h.pool.execute('echo', null, { sessionId: 'b' });
@@ -241,8 +246,8 @@ test('workers(): id, state, pid, requests, errors, restarts, sessions of every w
   await h.pool.execute('die').catch(() => {}); // worker_2 crashes and is replaced
   await flush();
   assert.equal(h.pool.workers(), [
-    { id: 'worker_1', state: 'busy', pid: h.pid('worker_1'), requests: 2, errors: 1, restarts: 0, sessions: 3, overflow: false },
-    { id: 'worker_2', state: 'healthy', pid: pidsOf(h.sim, 'worker_2')[1]!, requests: 1, errors: 1, restarts: 1, sessions: 0, overflow: false },
+    { id: 'worker_1', state: 'busy', pid: h.pid('worker_1'), requests: 2, errors: 1, restarts: 0, sessions: 3, overflow: false, inflight: 1 },
+    { id: 'worker_2', state: 'healthy', pid: pidsOf(h.sim, 'worker_2')[1]!, requests: 1, errors: 1, restarts: 1, sessions: 0, overflow: false, inflight: 0 },
   ]);
   expectStats(h, { activeSessions: 3, busyWorkers: 1, utilization: 0.5, totalCommands: 3, totalErrors: 2, restarts: 1 });
   h.sim.kill('worker_1');
@@ -273,7 +278,7 @@ test('stats(): a failed worker counts as unhealthy until it is back; a recycled 
 });
 
 test('stats(): a worker whose first start failed and was retried counts one restart', async () => {
-  const h = setup({ poolSize: 2, startTimeoutMs: 1000 }, {}, (sim) => sim.failStarts(1, { workerId: 'worker_2', hang: true }));
+  const h = setup({ poolSize: 2, startTimeout: 1000 }, {}, (sim) => sim.failStarts(1, { workerId: 'worker_2', hang: true }));
   expectStats(h, { healthyWorkers: 1 });
   await h.advance(1000);
   await h.pool.whenReady();

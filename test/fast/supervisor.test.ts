@@ -7,9 +7,9 @@ import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
 import { createSimulation, type Simulation } from '../../src/testing/index.js';
 import { childrenOf, countChildren, supervisorMachine, type ChildSpec, type RestartType, type Strategy } from '../../machines/supervisor.js';
-import { SupervisorEscalationError } from '../../src/errors.js';
+import { SupervisorEscalationError, fromWire } from '../../src/errors.js';
 import type { ShutdownSpec } from '../../machines/worker.js';
-import { workerStateName } from '../../src/pool.js';
+import { workerStateName } from '../../machines/workerStates.js';
 
 interface Harness {
   sim: Simulation;
@@ -31,7 +31,7 @@ function scenario(name: string, fn: () => void): void {
 let traces: Array<Array<{ type: string; id?: string }>> = [];
 
 function spec(sim: Simulation, id: string, restart: RestartType = 'permanent', shutdown: ShutdownSpec = 1000): ChildSpec {
-  return { id, restart, shutdown, start: { logic: sim.workerMachine, input: { workerId: id, startTimeoutMs: 100 } } };
+  return { id, restart, shutdown, start: { logic: sim.workerMachine, input: { workerId: id, startTimeout: 100 } } };
 }
 
 function harness(
@@ -74,9 +74,7 @@ function exitChild(h: Harness, id: string, code: number | null, signal: string |
     h.sim.kill(proc.pid, 'SIGKILL');
     return;
   }
-  // Run the child's `exit` handler by sending it a request through its worker actor.
-  const ref = h.sup.getSnapshot().context.children.find((c) => c.spec.id === id)!.ref;
-  ref.send({ type: 'EXECUTE', ticket: 1, cmd: 'exit', args: { code, signal }, session: null });
+  h.sim.exit(proc.pid, code, signal);
 }
 
 function stopAndCheck(h: Harness): void {
@@ -152,7 +150,9 @@ scenario('multiple_restarts: the (maxRestarts+1)th restart within the window esc
   assert.is(h.status(), 'done');
   const output = h.sup.getSnapshot().output!;
   assert.is(output.reason, 'escalated');
-  assert.instance(output.error, SupervisorEscalationError);
+  // Failures are data in the machines; the edge makes the class.
+  assert.is(output.error!.code, 'ESCALATED');
+  assert.instance(fromWire(output.error as never), SupervisorEscalationError);
   assert.ok(h.events.some((e) => e.type === 'escalation'));
   assert.equal(h.sim.alive(), []);
 });
@@ -222,9 +222,10 @@ scenario('other_child_fails_restart: failures beyond intensity escalate', () => 
   h.sim.failStarts(Infinity, { workerId: 'b', phase: 'spawn' });
   exitChild(h, 'a', null, 'SIGKILL');
   assert.is(h.status(), 'done');
-  const error = h.sup.getSnapshot().output!.error!;
+  const error = fromWire(h.sup.getSnapshot().output!.error! as never);
   assert.instance(error, SupervisorEscalationError);
   assert.match(String((error.cause as Error).message), /spawn failed/);
+  assert.match(error.message, /^Worker b could not start .*spawn failed/, 'the message leads with the root cause');
   assert.equal(h.sim.alive(), []);
 });
 
@@ -233,7 +234,7 @@ scenario('a child that dies while booting (after its start was acknowledged) is 
   h.sim.failStarts(Infinity, { workerId: 'a' });
   exitChild(h, 'a', null, 'SIGKILL');
   assert.is(h.status(), 'done');
-  const error = h.sup.getSnapshot().output!.error!;
+  const error = fromWire(h.sup.getSnapshot().output!.error! as never);
   assert.instance(error, SupervisorEscalationError);
   assert.match(String((error.cause as Error & { output: string }).output), /SyntaxError/, 'the boot failure travels as the cause');
   assert.equal(h.sim.alive(), []);
@@ -292,7 +293,7 @@ scenario('sup_stop_timeout: a child that ignores SIGTERM is killed after its shu
   assert.is(h.status(), 'active');
   h.sim.advance(1);
   assert.not.ok(proc.alive);
-  assert.equal(proc.signals, ['SIGTERM']);
+  assert.equal(proc.signals, ['SIGTERM', 'SIGKILL']);
   assert.is(proc.exit!.signal, 'SIGKILL');
   assert.is(h.status(), 'done');
 });
@@ -302,7 +303,7 @@ scenario('sup_stop_brutal_kill: brutal_kill is SIGKILL at once, no SIGTERM', () 
   const proc = h.sim.processOf('a')!;
   h.sup.send({ type: 'STOP' });
   assert.not.ok(proc.alive);
-  assert.equal(proc.signals, []);
+  assert.equal(proc.signals, ['SIGKILL']);
   assert.is(proc.exit!.signal, 'SIGKILL');
   assert.is(h.status(), 'done');
 });

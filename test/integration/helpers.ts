@@ -4,9 +4,9 @@
  */
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { createPool } from '../../src/createPool.js';
+import { createPool } from '../../src/local/createPool.js';
 import type { PoolOptions } from '../../src/options.js';
-import type { Pool } from '../../src/pool.js';
+import type { Pool } from '../../src/local/pool.js';
 
 export const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
 export const ECHO_HANDLERS = join(ROOT, 'test', 'fixtures', 'handlers', 'echo_handlers.py');

@@ -9,8 +9,8 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createPool } from '../../src/createPool.js';
-import type { Pool } from '../../src/pool.js';
+import { createPool } from '../../src/local/createPool.js';
+import type { Pool } from '../../src/local/pool.js';
 import { serveInspector, type InspectorServer } from '../../src/inspector/server.js';
 import { PidTracker, ROOT, assertAllDead, nextEvent } from './helpers.js';
 

@@ -8,8 +8,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { request, type IncomingMessage } from 'node:http';
-import { createPool } from '../../src/createPool.js';
-import type { Pool } from '../../src/pool.js';
+import { createPool } from '../../src/local/createPool.js';
+import type { Pool } from '../../src/local/pool.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { serveInspector, type InspectorServer } from '../../src/inspector/server.js';
 import { PidTracker, assertAllDead } from './helpers.js';

@@ -10,8 +10,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createWebSocketInspector } from '@statelyai/inspect';
-import { createPool } from '../../src/createPool.js';
-import type { Pool } from '../../src/pool.js';
+import { createPool } from '../../src/local/createPool.js';
+import type { Pool } from '../../src/local/pool.js';
 import { PidTracker, assertAllDead } from './helpers.js';
 
 interface Received {

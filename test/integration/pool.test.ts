@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createPool } from '../../src/createPool.js';
+import { createPool } from '../../src/local/createPool.js';
 import {
   PoolTimeoutError,
   PythonError,

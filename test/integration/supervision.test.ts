@@ -5,13 +5,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor, waitFor } from 'xstate';
-import { createPool } from '../../src/createPool.js';
+import { createPool } from '../../src/local/createPool.js';
 import { SupervisorEscalationError, WorkerStartError } from '../../src/errors.js';
 import { supervisorMachine, childrenOf } from '../../machines/supervisor.js';
 import { workerMachine } from '../../machines/worker.js';
-import { createProcessLogic, ProcessRegistry } from '../../src/worker/processActor.js';
-import { resolvePython } from '../../src/transport/python.js';
-import { workerStateName } from '../../src/pool.js';
+import { createProcessLogic, ProcessRegistry } from '../../src/channel/processActor.js';
+import { resolvePython } from '../../src/channel/python.js';
+import { workerStateName } from '../../machines/workerStates.js';
 import { assertAllDead, ECHO_HANDLERS, isAlive, nextEvent, PidTracker, PYTHON, SYNTAX_ERROR_HANDLERS } from './helpers.js';
 
 const tracker = new PidTracker();

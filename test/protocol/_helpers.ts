@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 
-import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, type WorkerProcessOptions } from '../../src/transport/workerProcess.js';
+import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, type WorkerProcessOptions } from '../../src/channel/workerProcess.js';
 import type { ProtocolError } from '../../src/errors.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

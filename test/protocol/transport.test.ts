@@ -6,8 +6,8 @@ import * as assert from 'uvu/assert';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, type WorkerProcessOptions } from '../../src/transport/workerProcess.js';
-import { BRIDGE_SCRIPT, PACKAGE_ROOT, clearPythonCache, resolvePython } from '../../src/transport/python.js';
+import { WorkerProcess, type Reply, type WorkerExitInfo, type WorkerMessage, type WorkerProcessOptions } from '../../src/channel/workerProcess.js';
+import { BRIDGE_SCRIPT, PACKAGE_ROOT, clearPythonCache, resolvePython } from '../../src/channel/python.js';
 import { ProtocolError, SerializationError, WorkerStartError } from '../../src/errors.js';
 import { MOCK_WORKER, PidTracker, assertWireEqual, commandRunning, isAlive, sleep, startWorker, waitFor, type WorkerHarness } from './_helpers.js';
 

@@ -214,16 +214,17 @@ export class WorkerProcess {
   }
 
   /**
-   * Send `{id, cmd, args, session}` as one frame with one write. Throws SerializationError
+   * Send `{id, cmd, args, session, deadline?}` as one frame with one write; `deadline` is
+   * absolute, in ms since the Unix epoch (null: none). Throws SerializationError
    * synchronously (nothing written) when `args` holds a value outside the wire types or the
    * frame would exceed maxFrameBytes; throws ProtocolError if `id` is already in flight.
    * A write to a process that is gone is dropped silently: onExit follows.
    */
-  send(id: number, cmd: string, args: unknown, session: string | null): void {
+  send(id: number, cmd: string, args: unknown, session: string | null, deadline: number | null = null): void {
     if (this.inFlight.has(id)) {
       throw new ProtocolError(`request id ${id} is already in flight on worker ${this.workerId}`);
     }
-    const frame = encodeRequest(id, cmd, args, session, this.maxFrameBytes);
+    const frame = encodeRequest(id, cmd, args, session, this.maxFrameBytes, deadline);
     const stdin = this.child.stdin;
     if (this.processGone || !stdin || stdin.destroyed || !stdin.writable) return;
     this.inFlight.add(id);

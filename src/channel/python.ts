@@ -24,7 +24,7 @@ function findPackageRoot(from: string): string {
     if (up === dir) break;
     dir = up;
   }
-  // Fallback: src/transport/ (tsx) is two levels below the root, dist/src/transport/ three.
+  // Fallback: src/channel/ (tsx) is two levels below the root, dist/src/channel/ three.
   const here = from.replace(/\\/g, '/');
   return resolve(from, here.includes('/dist/src/') ? '../../..' : '../..');
 }

@@ -1,10 +1,10 @@
 import { isAbsolute, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { resolveOptions, type PoolOptions } from './options.js';
+import { resolveOptions, type PoolOptions } from '../options.js';
+import { realClock, realEpochMs } from '../core/clock.js';
+import { resolvePython } from '../channel/python.js';
+import { processActorLogic, ProcessRegistry, spawnPython } from '../channel/processActor.js';
+import { readRssMb } from '../channel/rss.js';
 import { Pool } from './pool.js';
-import { resolvePython } from './transport/python.js';
-import { createProcessLogic, ProcessRegistry } from './worker/processActor.js';
-import { readRssMb } from './worker/rss.js';
 
 /** A handler given as a file path is made absolute, so the workers' cwd does not change its meaning. */
 function handlerPath(handler: string): string {
@@ -15,26 +15,27 @@ function handlerPath(handler: string): string {
 /**
  * Start a supervised pool of Python workers. Resolves when the non-lazy workers are healthy;
  * rejects with InvalidOptionError (bad options), WorkerStartError (no usable interpreter) or
- * SupervisorEscalationError (workers kept failing to start; its `cause` says why), having
- * left no process behind.
+ * SupervisorEscalationError (workers kept failing to start; its message leads with why),
+ * having left no process behind.
  */
 export async function createPool(options: PoolOptions = {}): Promise<Pool> {
   const resolved = resolveOptions(options);
   const python = await resolvePython(resolved.python);
   const registry = new ProcessRegistry();
   let sink: (workerId: string, pid: number | null, line: string) => void = () => {};
-  const processLogic = createProcessLogic({
+  const spawn = spawnPython({
     python,
     handlers: resolved.handlers.map(handlerPath),
     env: resolved.env,
     cwd: resolved.cwd,
     maxFrameBytes: resolved.maxFrameBytes,
     registry,
+    toEpochMs: realEpochMs,
     onLog: (workerId, pid, line) => sink(workerId, pid, line),
   });
   const pool = new Pool(resolved, {
-    processLogic,
-    now: () => performance.now(),
+    processLogic: processActorLogic(spawn),
+    clock: realClock,
     rssMb: readRssMb,
     allExited: () => registry.allExited(),
     setLogSink: (s) => (sink = s),

@@ -1,0 +1,86 @@
+"""The built-in commands: ``ping``, ``get_stats``, ``cleanup_session``,
+``shutdown``. Importing this module registers them, through the same
+``@command`` decorator handler files use; they run through the same handler
+wrapper as any other command."""
+
+import sys
+
+from .loop import EXIT_OK, PY_VERSION
+from .registry import cleanup_hooks, command, stats_hooks
+
+__all__ = ["ping", "get_stats", "cleanup_session", "shutdown", "rss_kb"]
+
+
+def rss_kb():
+    """This process's resident set size in KiB (``/proc`` VmRSS, else getrusage)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(r // 1024) if sys.platform == "darwin" else int(r)
+    except Exception:
+        return None
+
+
+@command("ping", builtin=True)
+def ping(args, ctx):
+    w = ctx.worker
+    return {"pong": True, "worker_id": w.worker_id, "pid": w.pid, "mode": w.mode,
+            "python": PY_VERSION, "codec": w.codec.name, "uptime_s": w.uptime()}
+
+
+@command("get_stats", builtin=True)
+def get_stats(args, ctx):
+    w = ctx.worker
+    out = {"worker_id": w.worker_id, "pid": w.pid, "mode": w.mode, "codec": w.codec.name,
+           "python": PY_VERSION, "requests": w.requests, "errors": w.errors,
+           "sessions": len(w.sessions), "session_ids": list(w.sessions),
+           "uptime_s": w.uptime(), "rss_kb": rss_kb(),
+           "max_frame_bytes": w.max_frame_bytes}
+    for hook in stats_hooks:
+        extra = hook(w.sessions)
+        if extra:
+            out.update(extra)
+    return out
+
+
+@command("cleanup_session", builtin=True)
+def cleanup_session(args, ctx):
+    w = ctx.worker
+    sid = args.get("session_id") if isinstance(args, dict) else None
+    if sid is None:
+        sid = ctx.session_id
+    if not isinstance(sid, str) or not sid:
+        raise ValueError("cleanup_session: a session id is required "
+                         "(args.session_id or the request's session)")
+    d = w.sessions.pop(sid, None)
+    existed = d is not None
+    if d is None:
+        d = {}
+    out = {"session_id": sid, "existed": existed}
+    hook_errors = []
+    for hook in cleanup_hooks:
+        try:
+            extra = hook(sid, d)
+        except Exception as e:
+            hook_errors.append("%s: %s" % (type(e).__name__, e))
+            continue
+        if extra:
+            out.update(extra)
+    out["freed_keys"] = len(d)
+    d.clear()
+    if hook_errors:
+        out["hook_errors"] = hook_errors
+    return out
+
+
+@command("shutdown", builtin=True)
+def shutdown(args, ctx):
+    ctx.worker.stop(EXIT_OK)
+    return {"shutting_down": True}

@@ -1,0 +1,153 @@
+"""Everything the worker writes on the protocol stream: frames, replies,
+notices and log records.
+
+One :class:`Output` owns the private duplicate of the original stdout. Every
+frame is encoded completely before anything is written (so a value that cannot
+be encoded writes nothing) and goes out with one write call under a lock, so
+frames from handler threads never interleave.
+"""
+
+import struct
+import sys
+import traceback as _tb
+
+from _thread import allocate_lock as _lock, get_ident as _get_ident
+
+from . import codec as _codec
+from . import framing
+
+__all__ = ["Output", "clean_str"]
+
+_hdr = struct.Struct(">I").pack
+
+
+def clean_str(s):
+    """A str that UTF-8 can encode (lone surrogates escaped)."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class Output(object):
+    """Writes frames to ``fd``; counts the error replies it sends (``errors``).
+
+    A SIGINT that arrives while the main thread is writing a frame must not cut
+    it: the signal handler sees ``writing`` and sets ``interrupt_pending``
+    instead of raising; :meth:`write` raises the ``KeyboardInterrupt`` once
+    the frame is complete.
+    """
+
+    def __init__(self, fd, worker_id, codec=None,
+                 max_frame_bytes=framing.DEFAULT_MAX_FRAME_BYTES):
+        self.fd = fd
+        self.worker_id = worker_id
+        self.codec = codec or _codec.CODEC
+        self.max_frame_bytes = int(max_frame_bytes)
+        self.errors = 0
+        self.writing = False
+        self.interrupt_pending = False
+        self._lock = _lock()
+        self._main_ident = _get_ident()
+        self._pure = self.codec.name == "pure"
+        self._encode = self.codec.encode
+        self._encode_frame = self.codec.encode_frame
+        self._reply_frame = self.codec.reply_frame
+
+    # -- frames -------------------------------------------------------------
+
+    def _too_big(self, n):
+        return _codec.SerializationError(
+            "reply of %d bytes exceeds the maximum frame size of %d bytes"
+            % (n, self.max_frame_bytes))
+
+    def emit(self, obj):
+        """Encode ``obj`` and write it as one frame. Raises SerializationError
+        (nothing is written) when it cannot be encoded or is over the max.
+        Safe from any thread."""
+        if self._pure:
+            data = self._encode_frame(obj)
+            n = len(data) - 4
+        else:
+            data = self._encode(obj)
+            n = len(data)
+        if n > self.max_frame_bytes:
+            raise self._too_big(n)
+        self.write([data] if self._pure else [_hdr(n), data])
+
+    def write(self, parts):
+        """Write already encoded buffers (header included) as one frame."""
+        main = _get_ident() == self._main_ident
+        with self._lock:
+            if main:
+                self.writing = True
+            try:
+                framing.write_parts(self.fd, parts)
+            finally:
+                if main:
+                    self.writing = False
+        if main and self.interrupt_pending:
+            self.interrupt_pending = False
+            raise KeyboardInterrupt()
+
+    # -- replies ------------------------------------------------------------
+
+    def result(self, rid, result):
+        """Write ``{id, ok: true, result}``. The wrapping map does not count
+        against the nesting limit; errors name paths from ``result``."""
+        parts = self._reply_frame(rid, result)
+        n = -4
+        for p in parts:
+            n += len(p)
+        if n > self.max_frame_bytes:
+            raise self._too_big(n)
+        self.write(parts)
+
+    def error(self, rid, etype, message, traceback=""):
+        """Write ``{id, ok: false, error: {type, message, traceback}}``."""
+        self.errors += 1
+        err = {"type": etype, "message": message, "traceback": traceback}
+        try:
+            self.emit({"id": rid, "ok": False, "error": err})
+        except _codec.SerializationError:
+            err = {"type": clean_str(str(etype)), "message": clean_str(str(message)),
+                   "traceback": clean_str(str(traceback))}
+            self.emit({"id": rid, "ok": False, "error": err})
+
+    def exception(self, rid, exc, skip_frames=0):
+        """Write the error reply for ``exc``: its class name, message and
+        traceback (minus the first ``skip_frames`` frames: the worker's own)."""
+        tb = exc.__traceback__
+        while skip_frames and tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+            skip_frames -= 1
+        try:
+            text = "".join(_tb.format_exception(type(exc), exc, tb))
+        except Exception:
+            text = ""
+        try:
+            message = str(exc)
+        except Exception:
+            message = "<unprintable %s>" % type(exc).__name__
+        if not message:
+            message = ("interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt)
+                       else type(exc).__name__)
+        self.error(rid, type(exc).__name__, message, text)
+
+    # -- notices ------------------------------------------------------------
+
+    def notice(self, event, **fields):
+        """Write ``{event, worker_id, ...fields}``. A notice that cannot be
+        encoded is dropped with a line on stderr, never raised."""
+        msg = {"event": event, "worker_id": self.worker_id}
+        msg.update(fields)
+        try:
+            self.emit(msg)
+        except _codec.SerializationError as e:
+            sys.stderr.write("pyvisor: dropped %s notice: %s\n" % (event, e))
+
+    def log(self, message, level="info", request_id=None, **fields):
+        """Write ``{event: 'log', worker_id, level, message, request_id, ...}``."""
+        self.notice("log", level=str(level), message=str(message), request_id=request_id,
+                    **fields)

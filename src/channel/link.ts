@@ -1,0 +1,56 @@
+/**
+ * The seam between a process and the owner of its requests. A process actor (one per process
+ * generation, src/channel/processActor.ts) offers a ProcessPort; the worker's handle
+ * (src/local/workerHandle.ts) implements ProcessLink. Request frames and their replies pass
+ * between the two directly, never through an actor's mailbox.
+ */
+import type { ExitInfo, PyvisorError } from '../errors.js';
+
+/** What a live process offers its request owner. */
+export interface ProcessPort {
+  readonly pid: number | undefined;
+  /** True once the process has terminated (or never started). */
+  readonly exited: boolean;
+  /**
+   * Send one request frame. `deadline` is absolute on the pool clock (null: none); the port
+   * turns it into the wire's epoch time. Throws SerializationError, having sent nothing, for a
+   * value outside the wire types.
+   */
+  send(id: number, cmd: string, args: unknown, session: string | null, deadline: number | null): void;
+  signal(signal: 'SIGTERM' | 'SIGKILL' | 'SIGINT'): void;
+}
+
+/** A Python error reply, as the worker sent it. */
+export interface PythonErrorInfo {
+  type: string;
+  message: string;
+  traceback: string;
+}
+
+/** What a process tells its request owner. */
+export interface ProcessLink {
+  /** A new process of the worker exists; requests may be sent through `port` once the worker is healthy. */
+  attach(port: ProcessPort, generation: number): void;
+  /** A frame id no other frame of this worker has had or will have (pings use them too). */
+  nextId(): number;
+  /** A reply arrived. False: no request of the link has this id (a protocol violation). */
+  reply(id: number, ok: true, result: unknown): boolean;
+  reply(id: number, ok: false, error: PythonErrorInfo): boolean;
+  /**
+   * The process of `generation` is gone or condemned. Every request still on it is settled —
+   * with `cause`, or when null (the pool took the process away) with the reason the owner set
+   * when it asked for that. Returns how many requests were in flight. Idempotent.
+   */
+  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null): number;
+}
+
+/** How a process comes into being: the real spawner (pipes, python3) or the simulation's. */
+export interface ProcessHooks {
+  onSpawned(pid: number, python: string): void;
+  onReady(pid: number, python: string, codec: string): void;
+  onReply(id: number, ok: boolean, value: unknown): void;
+  onProtocolError(error: PyvisorError): void;
+  onExit(exit: ExitInfo, startError?: PyvisorError): void;
+}
+
+export type Spawner = (workerId: string, generation: number, hooks: ProcessHooks) => ProcessPort;

@@ -1,0 +1,150 @@
+/**
+ * The `pythonProcess` actor: one process per invocation (one per worker generation), bridged
+ * to the worker machine's lifecycle events and, for requests, straight to the worker's
+ * ProcessLink. Disposal (the machine leaving `live`) SIGKILLs a process that is still running
+ * and settles whatever it still had, so a process can never outlive the state that owns it and
+ * no request can outlive its process.
+ *
+ * The same actor runs real processes (spawnPython below) and the simulation's fake ones: only
+ * the Spawner differs.
+ */
+import { fromCallback, type CallbackActorLogic } from 'xstate';
+import type { ProcessActorInput, ProcessCommand, ProcessEvent } from '../../machines/events.js';
+import { ProtocolError, PyvisorError, WorkerCrashedError, WorkerStartError, toWire, type ExitInfo } from '../errors.js';
+import type { ProcessLink, ProcessPort, PythonErrorInfo, Spawner } from './link.js';
+import { WorkerProcess } from './workerProcess.js';
+
+export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCommand, ProcessActorInput> {
+  return fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive }) => {
+    const { workerId, generation } = input;
+    const link = (input.link ?? null) as ProcessLink | null;
+    let disposed = false;
+    let pingId: number | null = null;
+    let ownIds = 0;
+    const send = (event: ProcessEvent) => {
+      if (!disposed) sendBack(event);
+    };
+    const settleAll = (cause: PyvisorError | null, exit: ExitInfo | null) => link?.detach(generation, cause, exit) ?? 0;
+    const condemn = (error: PyvisorError) => {
+      settleAll(error, null);
+      send({ type: 'PROC.PROTOCOL_ERROR', failure: toWire(error) });
+    };
+    // Hooks may fire inside spawn() itself (a simulated process answers synchronously).
+    let port: ProcessPort | null = null;
+    port = spawn(workerId, generation, {
+      onSpawned: (pid, python) => send({ type: 'PROC.SPAWNED', pid, python }),
+      onReady: (pid, python, codec) => send({ type: 'PROC.READY', pid, python, codec }),
+      onReply(id, ok, value) {
+        if (id === pingId) {
+          pingId = null;
+          send(ok ? { type: 'PROC.PONG', ok: true } : { type: 'PROC.PONG', ok: false, error: value as PythonErrorInfo });
+          return;
+        }
+        const mine = ok ? link?.reply(id, true, value) : link?.reply(id, false, value as PythonErrorInfo);
+        if (!mine) condemn(new ProtocolError(`reply with id ${id}, which no request of worker ${workerId} is waiting for`));
+      },
+      onProtocolError: condemn,
+      onExit(exit, startError) {
+        const inflight = settleAll(new WorkerCrashedError(workerId, port?.pid, exit), exit);
+        send({ type: 'PROC.EXIT', exit, inflight, ...(startError ? { startFailure: toWire(startError) } : {}) });
+      },
+    });
+    const live: ProcessPort = port;
+    link?.attach(live, generation);
+
+    receive((command) => {
+      if (disposed) return;
+      if (command.type === 'SIGNAL') {
+        live.signal(command.signal);
+        return;
+      }
+      pingId = link ? link.nextId() : ++ownIds;
+      live.send(pingId, 'ping', null, null, null);
+    });
+
+    return () => {
+      disposed = true;
+      // Settled first: whatever the kill then reports, the requests get the owner's reason.
+      settleAll(null, null);
+      if (!live.exited) live.signal('SIGKILL');
+    };
+  });
+}
+
+/** Registry of live processes: how `pool.stop()` knows that none is left. */
+export class ProcessRegistry {
+  private readonly live = new Map<WorkerProcess, Promise<void>>();
+  private readonly exits = new Map<WorkerProcess, () => void>();
+
+  add(proc: WorkerProcess): void {
+    this.live.set(proc, new Promise<void>((resolve) => this.exits.set(proc, resolve)));
+  }
+
+  exited(proc: WorkerProcess): void {
+    this.exits.get(proc)?.();
+    this.exits.delete(proc);
+    this.live.delete(proc);
+  }
+
+  /** pids of the processes that have not exited yet. */
+  pids(): number[] {
+    return [...this.live.keys()].map((p) => p.pid).filter((pid): pid is number => pid !== undefined);
+  }
+
+  /** Resolves once every registered process has exited (including ones registered meanwhile). */
+  async allExited(): Promise<void> {
+    while (this.live.size > 0) await Promise.all(this.live.values());
+  }
+}
+
+export interface PythonSpawnConfig {
+  /** The interpreter's real executable (see resolvePython). */
+  python: string;
+  handlers: string[];
+  env: Record<string, string>;
+  cwd: string | undefined;
+  maxFrameBytes: number;
+  registry: ProcessRegistry;
+  /** A pool-clock time as ms since the Unix epoch (the wire's deadlines). */
+  toEpochMs: (time: number) => number;
+  /** stderr lines and `log` notices of a worker. */
+  onLog: (workerId: string, pid: number | null, line: string) => void;
+}
+
+/** The real Spawner: a python3 process on pipes (src/channel/workerProcess.ts). */
+export function spawnPython(config: PythonSpawnConfig): Spawner {
+  return (workerId, _generation, hooks) => {
+    const proc = WorkerProcess.spawn(
+      { workerId, python: config.python, handlers: config.handlers, env: config.env, cwd: config.cwd, maxFrameBytes: config.maxFrameBytes },
+      {
+        onMessage(msg) {
+          if (msg.kind === 'reply') hooks.onReply(msg.id, msg.ok, msg.ok ? msg.result : msg.error);
+          else if (msg.kind === 'ready') hooks.onReady(msg.pid, msg.python, msg.codec);
+          else if (msg.kind === 'log') config.onLog(workerId, proc.pid ?? null, `[${msg.level}] ${msg.message}`);
+        },
+        onStderr: (line) => config.onLog(workerId, proc.pid ?? null, line),
+        onProtocolError: (error) => hooks.onProtocolError(error),
+        onExit(info) {
+          config.registry.exited(proc);
+          const startError = info.startError
+            ? new WorkerStartError(workerId, config.python, info.startError.message, info.startError.output, { cause: info.startError })
+            : undefined;
+          hooks.onExit({ code: info.code, signal: info.signal, stderrTail: info.stderrTail }, startError);
+        },
+      },
+    );
+    config.registry.add(proc);
+    // Spawned (the pid is known at once) or not (ENOENT etc.: onExit follows with startError).
+    if (proc.pid !== undefined) hooks.onSpawned(proc.pid, config.python);
+    return {
+      get pid() {
+        return proc.pid;
+      },
+      get exited() {
+        return proc.exited;
+      },
+      send: (id, cmd, args, session, deadline) => proc.send(id, cmd, args, session, deadline === null ? null : config.toEpochMs(deadline)),
+      signal: (signal) => void proc.signal(signal),
+    };
+  };
+}

@@ -1,0 +1,475 @@
+/**
+ * The local pool: the public facade over the supervision tree (machines/) and the request path
+ * (dispatcher → worker handle → process). The machines decide every lifecycle step; this file
+ * carries their decisions out — starting and retiring workers, following each worker machine
+ * for its handle — and answers their questions from live state.
+ *
+ * Request path: execute() → Dispatcher.submit → route() → WorkerHandle.run → the process →
+ * WorkerHandle.reply → Dispatcher.finish. No actor event on it when a worker is free.
+ */
+import { createActor, type Actor, type AnyActorRef, type CallbackActorLogic, type InspectionEvent, type Subscription } from 'xstate';
+import { InvalidOptionError, AbortError, PoolClosedError, SessionNotFoundError, fromWire, type PyvisorError, type SupervisorEscalationError } from '../errors.js';
+import { checkExecuteOptions, type ExecuteOptions, type ResolvedOptions } from '../options.js';
+import { TelemetryEmitter } from '../telemetry.js';
+import type { Clock } from '../core/clock.js';
+import { Request } from '../core/request.js';
+import type { Executor, PoolStats, WorkerInfo } from '../core/executor.js';
+import { poolSupervisorMachine } from '../../machines/poolSupervisor.js';
+import { sessionPoolMachine, type SessionPoolContext, type SessionPoolEmitted, type SessionPoolEvent, type SessionPoolInput } from '../../machines/sessionPool.js';
+import { supervisorMachine, type ChildSpec, type SupervisorContext, type SupervisorInput } from '../../machines/supervisor.js';
+import { monitorMachine } from '../../machines/monitor.js';
+import { workerMachine, type WorkerContext, type WorkerInput } from '../../machines/worker.js';
+import { workerStateName } from '../../machines/workerStates.js';
+import type { ProcessActorInput, ProcessCommand } from '../../machines/events.js';
+import { Counters } from './stats.js';
+import { Dispatcher } from './dispatcher.js';
+import { WorkerHandle, type HandleHost } from './workerHandle.js';
+
+export type { PoolStats, WorkerInfo } from '../core/executor.js';
+
+/** What differs between a real pool and a simulated one. */
+export interface PoolSeams {
+  processLogic: CallbackActorLogic<ProcessCommand, ProcessActorInput>;
+  /** The pool's one clock: every timer and measurement. */
+  clock: Clock;
+  /** Resident memory of a pid in MiB, or null if unknown. */
+  rssMb?: (pid: number) => number | null;
+  /** Resolves once every process this pool started has exited. */
+  allExited: () => Promise<void>;
+  /** pids of the pool's processes that have not exited yet. */
+  pids?: () => number[];
+  /** Called with each stderr line of a worker (wired by the real transport). */
+  setLogSink?: (sink: (workerId: string, pid: number | null, line: string) => void) => void;
+}
+
+interface Tracked {
+  handle: WorkerHandle;
+  ref: AnyActorRef;
+  subscription: Subscription;
+  /** Counted as up by the session pool (WORKER_UP sent). */
+  up: boolean;
+}
+
+export class Pool extends TelemetryEmitter implements Executor {
+  readonly options: ResolvedOptions;
+  private readonly seams: PoolSeams;
+  private readonly clock: Clock;
+  private readonly root: Actor<typeof poolSupervisorMachine>;
+  private readonly sessionPool: AnyActorRef;
+  private readonly supervisor: AnyActorRef;
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly handles = new Map<string, WorkerHandle>();
+  private readonly counters = new Counters();
+  private readonly dispatcher: Dispatcher;
+  private readonly handleHost: HandleHost;
+  private nextRequest = 1;
+  private closed = false;
+  private stopRequested = false;
+  private escalation: SupervisorEscalationError | null = null;
+  private stopping: Promise<void> | null = null;
+  private readonly ready: Promise<void>;
+  private readyGate!: { resolve: () => void; reject: (e: unknown) => void };
+  private readonly initialWorkers: string[];
+  private readonly workerSpec: (id: string, overflow: boolean) => ChildSpec;
+
+  constructor(options: ResolvedOptions, seams: PoolSeams) {
+    super();
+    this.options = options;
+    this.seams = seams;
+    this.clock = seams.clock;
+    const pool = this;
+    this.handleHost = {
+      clock: this.clock,
+      interruptGrace: options.interruptGrace,
+      maxConsecutiveErrors: options.maxConsecutiveErrors,
+      recycleAfter: options.recycle.maxRequests,
+      get stopping() {
+        return pool.stopRequested;
+      },
+      finish: (request, error, value) => this.dispatcher.finish(request, error, value),
+      workerLost: (request, error) => this.dispatcher.workerLost(request, error),
+      freed: () => this.dispatcher.serve(),
+      timedOut: (handle, request) => {
+        if (this.listenerCount('timeout')) this.emit('timeout', { kind: 'request', workerId: handle.id, sessionId: request.sessionId, command: request.cmd, timeoutMs: request.timeout });
+      },
+      restarted: (handle, oldPid, reason) => {
+        this.counters.restarted(handle.id);
+        this.emit('worker_restarted', { workerId: handle.id, oldPid, newPid: handle.pid, reason });
+      },
+    };
+    this.dispatcher = new Dispatcher({
+      clock: this.clock,
+      affinity: options.affinity,
+      maxQueue: options.maxQueue,
+      sessionTtl: options.sessionTtl,
+      counters: this.counters,
+      sessions: () => this.sessionContext().sessions,
+      tell: (event) => this.sessionPool.send(event),
+      closedError: () => (this.closed ? this.closedError() : null),
+      onCheckout: (request, workerId) => {
+        if (this.listenerCount('checkout')) this.emit('checkout', { workerId, sessionId: request.sessionId, command: request.cmd, queueMs: request.startedAt - request.enqueuedAt });
+      },
+      onCheckin: (request, ok, error) => {
+        if (!this.listenerCount('checkin')) return;
+        const checkin = { workerId: request.workerId!, sessionId: request.sessionId, command: request.cmd, queueMs: request.startedAt - request.enqueuedAt, runMs: this.clock.now() - request.startedAt, ok };
+        this.emit('checkin', ok ? checkin : { ...checkin, error: error!.code });
+      },
+      onCheckoutTimeout: (request) => {
+        if (this.listenerCount('timeout')) this.emit('timeout', { kind: 'checkout', sessionId: request.sessionId, command: request.cmd, timeoutMs: request.checkoutTimeout });
+      },
+    });
+
+    const worker = workerMachine.provide({ actors: { pythonProcess: seams.processLogic } });
+    const initialWorkers = options.lazy ? [] : Array.from({ length: options.poolSize }, (_, i) => `worker_${i + 1}`);
+    this.workerSpec = (id: string, overflow: boolean): ChildSpec => {
+      const handle = new WorkerHandle(id, overflow, this.handleHost);
+      this.handles.set(id, handle);
+      this.dispatcher.handles.push(handle);
+      const input: WorkerInput = { workerId: id, startTimeout: options.startTimeout, pingTimeout: options.pingTimeout, link: handle };
+      return {
+        id,
+        start: { logic: worker, input: input as unknown as Record<string, unknown> },
+        // Overflow workers are temporary: a dead one is simply not replaced (OTP's temporary child).
+        restart: overflow ? 'temporary' : 'permanent',
+        shutdown: options.shutdownTimeout,
+        type: 'worker',
+      };
+    };
+    const sessionPoolInput: SessionPoolInput = {
+      poolSize: options.poolSize,
+      maxOverflow: options.maxOverflow,
+      affinity: options.affinity,
+      overflowIdle: options.overflowIdle,
+      sessionTtl: options.sessionTtl,
+      initialWorkers,
+    };
+    const supervisorInput: SupervisorInput = {
+      id: 'workers',
+      strategy: options.restart.strategy,
+      maxRestarts: options.restart.maxRestarts,
+      periodMs: options.restart.maxSeconds * 1000,
+      children: initialWorkers.map((id) => this.workerSpec(id, false)),
+    };
+    const machine = poolSupervisorMachine.provide({
+      actors: { sessionPool: sessionPoolMachine, workerSupervisor: supervisorMachine, monitor: monitorMachine },
+    });
+    this.root = createActor(machine, {
+      input: {
+        sessionPool: sessionPoolInput as unknown as Record<string, unknown>,
+        workers: supervisorInput as unknown as Record<string, unknown>,
+        monitor: { intervalMs: monitorInterval(options) },
+      },
+      clock: this.clock as never,
+      // Absent unless asked for: with no observer XState skips building inspection events.
+      ...(options.inspect ? { inspect: options.inspect as never } : {}),
+      systemId: 'pool',
+    });
+    seams.setLogSink?.((workerId, pid, line) => this.emit('worker_log', { workerId, pid, line }));
+
+    this.initialWorkers = initialWorkers;
+    this.ready = new Promise<void>((resolve, reject) => (this.readyGate = { resolve, reject }));
+    // Silence the unhandled-rejection warning for pools nobody awaits; callers still see it.
+    this.ready.catch(() => {});
+
+    // Take the root's children before start(): a pool whose workers escalate during start()
+    // has already finished when start() returns, and system.get() no longer knows them.
+    const sessionPool = this.root.system.get('sessionPool');
+    const supervisor = this.root.system.get('workers');
+    if (!sessionPool || !supervisor) throw new Error('pyvisor: the pool supervisor did not create its children');
+    this.sessionPool = sessionPool;
+    this.supervisor = supervisor;
+    this.wireSessionPool();
+    this.supervisor.subscribe((snapshot: { context: SupervisorContext }) => this.syncWorkers(snapshot.context));
+    this.root.on('tick', () => this.onTick());
+    this.root.start();
+    this.syncWorkers((this.supervisor.getSnapshot() as { context: SupervisorContext }).context);
+  }
+
+  /** Receive every XState inspection event of the pool's actors (what the inspector page streams). */
+  observeInspection(listener: (event: InspectionEvent) => void): () => void {
+    const subscription = this.root.system.inspect(listener);
+    return () => subscription.unsubscribe();
+  }
+
+  /** Resolves when the non-lazy workers are healthy; rejects if the pool could not start. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  private checkReady(): void {
+    if (this.initialWorkers.every((id) => this.handles.get(id)?.everHealthy)) this.readyGate.resolve();
+  }
+
+  // ---- public API -------------------------------------------------------------------------
+
+  execute<T = unknown>(command: string, args: unknown = null, options: ExecuteOptions = {}): Promise<T> {
+    if (typeof command !== 'string' || command.length === 0) {
+      return Promise.reject(new InvalidOptionError('command', `must be a non-empty string, got ${typeof command === 'string' ? '""' : typeof command}`));
+    }
+    try {
+      checkExecuteOptions(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.closed) return Promise.reject(this.closedError());
+    if (options.signal?.aborted) return Promise.reject(new AbortError(options.signal.reason));
+    return this.submit(command, args, options.sessionId ?? null, null, options) as Promise<T>;
+  }
+
+  private submit(cmd: string, args: unknown, sessionId: string | null, target: string | null, options: ExecuteOptions): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const request = new Request(
+        this.nextRequest++,
+        {
+          cmd,
+          args,
+          sessionId,
+          target,
+          timeout: options.timeout ?? this.options.requestTimeout,
+          checkoutTimeout: options.checkoutTimeout ?? this.options.checkoutTimeout,
+          idempotent: options.idempotent ?? false,
+        },
+        resolve,
+        reject,
+      );
+      if (options.signal) request.watch(options.signal, (reason) => this.dispatcher.abort(request, reason));
+      this.dispatcher.submit(request);
+    });
+  }
+
+  /** cleanup_session on every worker that may hold the session's state; resolves with how many did. */
+  async endSession(sessionId: string): Promise<number> {
+    if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidOptionError('sessionId', 'endSession needs a non-empty string');
+    if (this.closed) throw this.closedError();
+    const entry = this.sessionContext().sessions[sessionId];
+    if (!entry) throw new SessionNotFoundError(sessionId);
+    this.sessionPool.send({ type: 'END_SESSION', sessionId } satisfies SessionPoolEvent);
+    this.dispatcher.forgetSession(sessionId);
+    const cleaned = await this.cleanupSession(sessionId, entry.workers);
+    this.emit('session_end', { sessionId, reason: 'ended', workers: cleaned });
+    return cleaned;
+  }
+
+  private async cleanupSession(sessionId: string, workers: string[]): Promise<number> {
+    const results = await Promise.allSettled(workers.map((workerId) => this.submit('cleanup_session', { session_id: sessionId }, null, workerId, {})));
+    return results.filter((r) => r.status === 'fulfilled').length;
+  }
+
+  stats(): PoolStats {
+    const sp = this.sessionContext();
+    let healthy = 0;
+    let unhealthy = 0;
+    let busy = 0;
+    let overflow = 0;
+    for (const { handle } of this.tracked.values()) {
+      if (handle.up) healthy++;
+      else if (handle.failed) unhealthy++;
+      if (handle.inflight.size > 0) busy++;
+      if (handle.overflow) overflow++;
+    }
+    return {
+      activeSessions: Object.keys(sp.sessions).length,
+      poolSize: this.options.poolSize,
+      utilization: healthy === 0 ? 0 : Math.min(1, busy / healthy),
+      healthyWorkers: healthy,
+      unhealthyWorkers: unhealthy,
+      busyWorkers: busy,
+      overflowWorkers: overflow,
+      queueLength: this.dispatcher.queue.length,
+      totalCommands: this.counters.commands,
+      totalErrors: this.counters.errors,
+      restarts: this.counters.restarts,
+      latencyMs: this.counters.latency.percentiles(),
+    };
+  }
+
+  workers(): WorkerInfo[] {
+    const sessions = Object.values(this.sessionContext().sessions);
+    const result: WorkerInfo[] = [];
+    for (const [id, { handle, ref }] of this.tracked) {
+      const context = (ref.getSnapshot() as { context: WorkerContext }).context;
+      const counts = this.counters.of(id);
+      result.push({
+        id,
+        state: handle.state,
+        pid: context.pid,
+        requests: counts.requests,
+        errors: counts.errors,
+        restarts: counts.restarts,
+        sessions: sessions.filter((s) => s.workers.includes(id)).length,
+        overflow: handle.overflow,
+        inflight: handle.inflight.size,
+      });
+    }
+    return result;
+  }
+
+  /** Serve the live inspector page on 127.0.0.1. Loaded on first use only. */
+  async serveInspector(options?: import('../inspector/server.js').InspectorOptions): Promise<import('../inspector/server.js').InspectorServer> {
+    const { serveInspector } = await import('../inspector/server.js');
+    return serveInspector(this, options);
+  }
+
+  /** The root actor, for inspection and tooling. */
+  get actor(): Actor<typeof poolSupervisorMachine> {
+    return this.root;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Stop every worker (SIGTERM, then SIGKILL after shutdownTimeout); resolves when no Python process of the pool is alive. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopRequested = true;
+    this.close(new PoolClosedError());
+    this.stopping = (async () => {
+      if (this.root.getSnapshot().status === 'active') {
+        // The root completes once its supervisor has stopped every worker in reverse order.
+        await new Promise<void>((resolve) => {
+          this.root.subscribe({ complete: resolve, error: () => resolve() });
+          this.root.send({ type: 'STOP' });
+          if (this.root.getSnapshot().status !== 'active') resolve();
+        });
+      }
+      this.root.stop();
+      await this.seams.allExited();
+      for (const { subscription } of this.tracked.values()) subscription.unsubscribe();
+    })();
+    return this.stopping;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private sessionContext(): SessionPoolContext {
+    const snapshot = this.sessionPool.getSnapshot() as { status: string; context: SessionPoolContext };
+    // Once the pool has shut down its session pool is stopped and its last snapshot is stale.
+    if (snapshot.status !== 'active') return { ...snapshot.context, slots: [], sessions: {} };
+    return snapshot.context;
+  }
+
+  /** What a call on a closed pool gets: PoolClosedError, saying why the pool closed. */
+  private closedError(): PyvisorError {
+    return this.escalation
+      ? new PoolClosedError(`the pool shut down after its supervisor escalated (${this.escalation.message})`)
+      : new PoolClosedError();
+  }
+
+  private close(error: PyvisorError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sessionPool.send({ type: 'CLOSE' } satisfies SessionPoolEvent);
+    // Nobody waits for a worker that cannot come. On escalation nobody waits for a running
+    // request either: its process is being stopped with the rest.
+    this.dispatcher.closeQueue(this.escalation ?? error);
+    if (this.escalation) for (const handle of this.handles.values()) handle.failAll(this.escalation);
+    this.readyGate.reject(error);
+  }
+
+  private wireSessionPool(): void {
+    const on = <K extends SessionPoolEmitted['type']>(type: K, fn: (e: Extract<SessionPoolEmitted, { type: K }>) => void) =>
+      this.sessionPool.on(type, fn as (e: unknown) => void);
+    on('start_worker', (e) => this.supervisor.send({ type: 'START_CHILD', spec: this.workerSpec(e.workerId, e.overflow) }));
+    on('retire_worker', (e) => {
+      const handle = this.handles.get(e.workerId);
+      if (handle) handle.retiring = true;
+      this.supervisor.send({ type: 'TERMINATE_CHILD', id: e.workerId });
+    });
+    on('session_start', (e) => this.emit('session_start', { sessionId: e.sessionId }));
+    on('session_idle_check', (e) => this.sessionPool.send({ type: 'SESSION_IDLE_FOR', sessionId: e.sessionId, idleMs: this.dispatcher.idleFor(e.sessionId) } satisfies SessionPoolEvent));
+    on('session_expired', (e) => {
+      this.dispatcher.forgetSession(e.sessionId);
+      void this.cleanupSession(e.sessionId, e.workers).then((n) => this.emit('session_end', { sessionId: e.sessionId, reason: 'expired', workers: n }));
+    });
+    on('worker_idle_check', (e) => {
+      const handle = this.handles.get(e.workerId);
+      const idleMs = !handle || handle.inflight.size > 0 ? 0 : this.clock.now() - handle.idleSince;
+      this.sessionPool.send({ type: 'WORKER_IDLE_FOR', workerId: e.workerId, idleMs } satisfies SessionPoolEvent);
+    });
+  }
+
+  /** Follow the supervisor's child list: listen to new workers, forget removed ones. */
+  private syncWorkers(context: SupervisorContext): void {
+    if (context.escalation && !this.escalation) {
+      this.escalation = fromWire(context.escalation as never) as SupervisorEscalationError;
+      this.emit('escalation', { supervisorId: context.id, error: this.escalation });
+      this.close(this.escalation);
+    }
+    this.checkReady();
+    const present = new Set<string>();
+    for (const child of context.children) {
+      present.add(child.spec.id);
+      if (this.tracked.get(child.spec.id)?.ref === child.ref) continue;
+      this.track(child.spec.id, child.ref);
+    }
+    for (const [id, tracked] of this.tracked) {
+      if (present.has(id)) continue;
+      tracked.subscription.unsubscribe();
+      this.tracked.delete(id);
+      this.handles.delete(id);
+      const index = this.dispatcher.handles.indexOf(tracked.handle);
+      if (index !== -1) this.dispatcher.handles.splice(index, 1);
+      this.counters.forget(id);
+      // One that never came up failed to start: the session pool must not simply ask for another.
+      this.sessionPool.send({ type: tracked.handle.everHealthy ? 'WORKER_REMOVED' : 'WORKER_START_FAILED', workerId: id } satisfies SessionPoolEvent);
+      this.emit('worker_state', { workerId: id, from: tracked.handle.state, to: 'removed', pid: null });
+      // Requests only it could serve (its cleanup) are told now; the rest may need a new worker.
+      this.dispatcher.serve();
+      this.dispatcher.demand();
+    }
+  }
+
+  private track(id: string, ref: AnyActorRef): void {
+    const handle = this.handles.get(id) ?? this.adopt(id);
+    handle.bind(ref);
+    const tracked: Tracked = { handle, ref, subscription: null as unknown as Subscription, up: false };
+    this.tracked.set(id, tracked);
+    const observe = (snapshot: { value: unknown; context: WorkerContext }) => {
+      const state = workerStateName(snapshot.value);
+      const from = handle.state;
+      if (state === from) return;
+      handle.observe(state, snapshot.context.pid, snapshot.context.generation);
+      if (this.listenerCount('worker_state')) this.emit('worker_state', { workerId: id, from, to: state, pid: snapshot.context.pid });
+      if (handle.up !== tracked.up) {
+        tracked.up = handle.up;
+        const reason = snapshot.context.info.replaced === 'timeout' ? 'timeout' : state === 'recycling' ? 'recycled' : 'crashed';
+        this.sessionPool.send((handle.up ? { type: 'WORKER_UP', workerId: id } : { type: 'WORKER_DOWN', workerId: id, reason }) satisfies SessionPoolEvent);
+        if (handle.up) this.dispatcher.serve();
+        else this.dispatcher.demand();
+      }
+      this.checkReady();
+    };
+    tracked.subscription = ref.subscribe(observe);
+    observe(ref.getSnapshot());
+  }
+
+  /** A child the supervisor was given without this pool's spec (its static children come from workerSpec too). */
+  private adopt(id: string): WorkerHandle {
+    const handle = new WorkerHandle(id, false, this.handleHost);
+    this.handles.set(id, handle);
+    this.dispatcher.handles.push(handle);
+    return handle;
+  }
+
+  /** The monitor's tick: health-check idle workers, recycle old or fat ones. */
+  private onTick(): void {
+    const now = this.clock.now();
+    const rssMb = this.seams.rssMb ?? (() => null);
+    const ping = this.options.healthCheckInterval > 0;
+    for (const { handle } of this.tracked.values()) handle.tick(now, this.options.recycle, rssMb, ping);
+  }
+}
+
+/** When health checks are off, age and memory limits still need a tick to be checked on. */
+const RECYCLE_CHECK_MS = 30_000;
+
+/** The monitor's period: the health-check interval, or RECYCLE_CHECK_MS if only recycling needs it; 0 = off. */
+function monitorInterval(options: ResolvedOptions): number {
+  if (options.healthCheckInterval > 0) return options.healthCheckInterval;
+  return options.recycle.maxAgeMs > 0 || options.recycle.maxRssMb > 0 ? RECYCLE_CHECK_MS : 0;
+}

@@ -1,0 +1,299 @@
+/**
+ * A worker's handle: the owner of every request that runs on the worker. It sends each frame
+ * straight to the process, settles each reply, holds each run deadline and abort, and settles
+ * whatever the process still had on every way a process can leave — crash, timeout, recycle,
+ * retirement, removal, stop — exactly once (through the dispatcher's `finish`).
+ *
+ * It tells the worker machine only what the machine decides on: LOAD (busy or not, coalesced
+ * to one event per macrotask at most), HEALTH_CHECK, RECYCLE and REPLACE. Routing reads `free`.
+ */
+import type { AnyActorRef } from 'xstate';
+import type { ReplaceReason } from '../../machines/worker.js';
+import { FAILED_STATES, ROUTABLE_STATES, UP_STATES } from '../../machines/workerStates.js';
+import type { Candidate } from '../routing/route.js';
+import type { Clock } from '../core/clock.js';
+import type { Request } from '../core/request.js';
+import { AbortError, PoolClosedError, PythonError, RequestTimeoutError, WorkerCrashedError, type ExitInfo, type PyvisorError } from '../errors.js';
+import type { ProcessLink, ProcessPort, PythonErrorInfo } from '../channel/link.js';
+
+/** What a handle needs from its pool. */
+export interface HandleHost {
+  readonly clock: Clock;
+  readonly interruptGrace: number;
+  readonly maxConsecutiveErrors: number;
+  /** Replace the process after this many requests (0: never). */
+  readonly recycleAfter: number;
+  /** The pool is stopping: what is cut short by it is POOL_CLOSED, not a crash. */
+  readonly stopping: boolean;
+  /** The one place a request is settled. */
+  finish(request: Request, error: PyvisorError | undefined, value?: unknown): void;
+  /** The worker died under `request`: retry it or settle it. */
+  workerLost(request: Request, error: PyvisorError): void;
+  /** The handle can take a request again. */
+  freed(handle: WorkerHandle): void;
+  /** A request ran past its deadline (telemetry). */
+  timedOut(handle: WorkerHandle, request: Request): void;
+  /** The worker came back healthy in a new process (telemetry, counters). */
+  restarted(handle: WorkerHandle, oldPid: number | null, reason: 'restart' | 'recycle'): void;
+}
+
+type Pending = { type: 'RECYCLE' } | { type: 'REPLACE'; reason: ReplaceReason };
+
+export class WorkerHandle implements ProcessLink, Candidate {
+  readonly id: string;
+  readonly overflow: boolean;
+  /** Requests in flight at once (1: one per process). */
+  readonly concurrency = 1;
+  /** Frame id → request. A settled request here is abandoned (aborted, timed out): its frame is still out. */
+  readonly inflight = new Map<number, Request>();
+  /** The worker machine's state, as last observed. */
+  state = 'idle';
+  pid: number | null = null;
+  /** Leaving the pool (overflow retirement, removal): takes nothing new. */
+  retiring = false;
+  /** When the current process was attached, and when the handle last went idle (pool clock). */
+  startedAt = 0;
+  idleSince = 0;
+  private ref: AnyActorRef | null = null;
+  private readonly host: HandleHost;
+  private port: ProcessPort | null = null;
+  private generation = 0;
+  private healthyGeneration = 0;
+  private lastHealthyPid: number | null = null;
+  private frames = 0;
+  private processRequests = 0;
+  private consecutiveErrors = 0;
+  /** The handle asked the machine for something that takes the worker out of service. */
+  private held = false;
+  private pending: Pending | null = null;
+  private recycling = false;
+  private loadScheduled = false;
+  private readonly interrupts = new Map<number, unknown>();
+
+  constructor(id: string, overflow: boolean, host: HandleHost) {
+    this.id = id;
+    this.overflow = overflow;
+    this.host = host;
+  }
+
+  bind(ref: AnyActorRef): void {
+    this.ref = ref;
+  }
+
+  get free(): boolean {
+    return !this.held && !this.retiring && this.port !== null && ROUTABLE_STATES.has(this.state) && this.inflight.size < this.concurrency;
+  }
+
+  get alive(): boolean {
+    return !this.retiring && UP_STATES.has(this.state);
+  }
+
+  get up(): boolean {
+    return UP_STATES.has(this.state);
+  }
+
+  /** Failed and not back yet; a recycle passes through `restarting` too, which is no failure. */
+  get failed(): boolean {
+    return FAILED_STATES.has(this.state) && !this.recycling;
+  }
+
+  // ---- requests ------------------------------------------------------------------------------
+
+  /** Send `request` to the process now (the dispatcher checked `free` and set `startedAt`). */
+  run(request: Request): void {
+    const id = ++this.frames;
+    request.workerId = this.id;
+    request.frameId = id;
+    request.deadline = request.startedAt + request.timeout;
+    this.inflight.set(id, request);
+    // Armed before the frame goes out: the answer may come back before send() returns.
+    request.timer = this.host.clock.setTimeout(() => this.expire(request), request.timeout);
+    try {
+      this.port!.send(id, request.cmd, request.args, request.sessionId, request.deadline);
+    } catch (error) {
+      // Refused before anything was written (a value outside the wire types): the worker stays.
+      this.inflight.delete(id);
+      this.host.finish(request, error as PyvisorError);
+      this.afterFrame();
+      return;
+    }
+    if (this.inflight.size === 1) this.scheduleLoad();
+  }
+
+  reply(id: number, ok: true, result: unknown): boolean;
+  reply(id: number, ok: false, error: PythonErrorInfo): boolean;
+  reply(id: number, ok: boolean, value: unknown): boolean {
+    const request = this.inflight.get(id);
+    if (!request) return false;
+    this.inflight.delete(id);
+    this.clearInterrupt(id);
+    this.processRequests++;
+    if (!request.settled) {
+      if (ok) {
+        this.consecutiveErrors = 0;
+        this.host.finish(request, undefined, value);
+      } else {
+        const info = value as PythonErrorInfo;
+        this.consecutiveErrors++;
+        this.host.finish(request, new PythonError(info.type, info.message, info.traceback, request.cmd));
+      }
+    }
+    this.afterFrame();
+    return true;
+  }
+
+  /** The caller gave up on a running request: answer it now, interrupt the handler, replace a deaf one. */
+  abort(request: Request, reason: unknown): void {
+    this.host.finish(request, new AbortError(reason));
+    if (!this.inflight.has(request.frameId)) return;
+    this.port?.signal('SIGINT');
+    const id = request.frameId;
+    this.interrupts.set(
+      id,
+      this.host.clock.setTimeout(() => {
+        this.interrupts.delete(id);
+        // Still running after the grace period: deaf to KeyboardInterrupt, replaced on the spot.
+        if (this.inflight.get(id) === request) this.ask({ type: 'REPLACE', reason: 'interrupt' });
+      }, this.host.interruptGrace),
+    );
+  }
+
+  private expire(request: Request): void {
+    request.timer = null;
+    if (request.settled) return;
+    this.host.timedOut(this, request);
+    this.host.finish(request, new RequestTimeoutError(request.cmd, request.timeout, this.id));
+    // The handler is slow, not the worker sick: a fresh process in place, not counted. Killing
+    // it is also what frees the slot the handler still holds.
+    this.ask({ type: 'REPLACE', reason: 'timeout' });
+  }
+
+  /** A frame is done: hand the worker on, or do what is due now that it is idle. */
+  private afterFrame(): void {
+    if (this.inflight.size > 0) return;
+    this.idleSince = this.host.clock.now();
+    this.scheduleLoad();
+    if (!this.held) {
+      // Errors in a row: maybe a poisoned interpreter, maybe only bad input — a fresh process
+      // either way, in place, so that user errors can never escalate the pool.
+      if (this.consecutiveErrors >= this.host.maxConsecutiveErrors) this.ask({ type: 'REPLACE', reason: 'errors' });
+      else if (this.host.recycleAfter > 0 && this.processRequests >= this.host.recycleAfter) this.ask({ type: 'RECYCLE' });
+    }
+    if (this.pending && this.inflight.size === 0) {
+      const event = this.pending;
+      this.pending = null;
+      this.ref?.send(event);
+      return;
+    }
+    if (this.free) this.host.freed(this);
+  }
+
+  /** Take the worker out of service and ask the machine for `event` (once nothing is in flight, unless it replaces the process). */
+  private ask(event: Pending): void {
+    this.held = true;
+    if (event.type === 'RECYCLE') this.recycling = true;
+    if (event.type === 'REPLACE' || this.inflight.size === 0) this.ref?.send(event);
+    else this.pending = event;
+  }
+
+  /** The monitor's tick: recycle an old or fat idle worker, or ping it. Busy workers are never pinged. */
+  tick(now: number, recycle: { maxAgeMs: number; maxRssMb: number }, rssMb: (pid: number) => number | null, ping: boolean): void {
+    if (!this.free || this.inflight.size > 0) return;
+    const rss = recycle.maxRssMb > 0 && this.pid !== null ? rssMb(this.pid) : null;
+    if ((recycle.maxAgeMs > 0 && now - this.startedAt >= recycle.maxAgeMs) || (rss !== null && rss > recycle.maxRssMb)) {
+      this.ask({ type: 'RECYCLE' });
+      return;
+    }
+    if (!ping) return;
+    this.held = true;
+    this.ref?.send({ type: 'HEALTH_CHECK' });
+  }
+
+  /** Answer every request still running here with `error` now (their frames stay out, abandoned). */
+  failAll(error: PyvisorError): void {
+    for (const request of this.inflight.values()) this.host.finish(request, error);
+  }
+
+  // ---- ProcessLink ---------------------------------------------------------------------------
+
+  attach(port: ProcessPort, generation: number): void {
+    this.port = port;
+    this.generation = generation;
+    this.pid = port.pid ?? null;
+    this.startedAt = this.host.clock.now();
+    this.processRequests = 0;
+    this.consecutiveErrors = 0;
+  }
+
+  nextId(): number {
+    return ++this.frames;
+  }
+
+  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null): number {
+    if (generation !== this.generation || this.port === null) return 0;
+    const pid = this.port.pid;
+    this.port = null;
+    const count = this.inflight.size;
+    if (count === 0) return 0;
+    const requests = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const timer of this.interrupts.values()) this.host.clock.clearTimeout(timer);
+    this.interrupts.clear();
+    for (const request of requests) {
+      if (request.settled) continue;
+      let error = cause ?? new WorkerCrashedError(this.id, pid, exit ?? { code: null, signal: 'SIGKILL', stderrTail: [] }, 'was stopped by its supervisor under the request');
+      if (this.host.stopping) error = new PoolClosedError(`the pool stopped before "${request.cmd}" finished (${error.message})`);
+      this.host.workerLost(request, error);
+    }
+    this.scheduleLoad();
+    return count;
+  }
+
+  // ---- the machine ---------------------------------------------------------------------------
+
+  /** The worker machine moved: follow it. */
+  observe(state: string, pid: number | null, generation: number): void {
+    const from = this.state;
+    if (state === from) return;
+    this.state = state;
+    if (pid !== null) this.pid = pid;
+    if (state === 'healthy' && !ROUTABLE_STATES.has(from)) {
+      // A fresh process, or back from a health ping: whatever the handle asked for is done.
+      this.held = false;
+      this.pending = null;
+      if (this.healthyGeneration !== generation) {
+        // Any process after the first is a restart, also one that follows a failed first start.
+        if (generation > 1) this.host.restarted(this, this.lastHealthyPid, this.recycling ? 'recycle' : 'restart');
+        this.healthyGeneration = generation;
+        this.lastHealthyPid = this.pid;
+        this.recycling = false;
+      }
+    }
+    if (this.free) this.host.freed(this);
+  }
+
+  /** Has this worker ever been healthy (a start that never succeeded is a start failure)? */
+  get everHealthy(): boolean {
+    return this.healthyGeneration > 0;
+  }
+
+  private scheduleLoad(): void {
+    if (this.loadScheduled || this.ref === null) return;
+    this.loadScheduled = true;
+    setImmediate(this.flushLoad);
+  }
+
+  /** At most one LOAD per macrotask, and only when what the machine shows is wrong. */
+  private readonly flushLoad = (): void => {
+    this.loadScheduled = false;
+    const busy = this.inflight.size > 0;
+    if ((this.state === 'healthy' && busy) || (this.state === 'busy' && !busy)) this.ref?.send({ type: 'LOAD', busy });
+  };
+
+  private clearInterrupt(id: number): void {
+    const timer = this.interrupts.get(id);
+    if (timer === undefined) return;
+    this.host.clock.clearTimeout(timer);
+    this.interrupts.delete(id);
+  }
+}
