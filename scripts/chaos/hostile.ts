@@ -20,14 +20,14 @@
  * ignores the bridge path and flags it is handed).
  */
 import { chmodSync, statSync } from 'node:fs';
-import { fromCallback, type InspectionEvent } from 'xstate';
+import type { InspectionEvent } from 'xstate';
 import { ProtocolError, PythonError, type PyvisorError } from '../../src/errors.js';
 import { resolveOptions } from '../../src/options.js';
 import { Pool } from '../../src/local/pool.js';
 import { resolvePython } from '../../src/channel/python.js';
 import { WorkerProcess } from '../../src/channel/workerProcess.js';
-import { createProcessLogic, ProcessRegistry } from '../../src/channel/processActor.js';
-import type { ProcessActorInput, ProcessCommand } from '../../machines/events.js';
+import { processActorLogic, ProcessRegistry, spawnPython } from '../../src/channel/processActor.js';
+import { realClock, realEpochMs } from '../../src/core/clock.js';
 import { isRunning, identify, type ProcId } from './procs.js';
 import { ECHO_HANDLERS, gc, HOSTILE_WORKER, mb, nextEvent, PoolProcesses, PYTHON, quiet, within, type Log } from './common.js';
 // @ts-expect-error a plain .mjs fixture without type declarations
@@ -116,17 +116,14 @@ async function poolFuzz(options: HostileOptions, seed: number, violations: strin
     healthCheckInterval: 0,
   });
   const registry = new ProcessRegistry();
-  const common = { handlers: resolved.handlers, env: resolved.env, cwd: resolved.cwd, maxFrameBytes: resolved.maxFrameBytes, registry, onLog: () => {} };
-  const real = createProcessLogic({ ...common, python });
+  const common = { handlers: resolved.handlers, env: resolved.env, cwd: resolved.cwd, maxFrameBytes: resolved.maxFrameBytes, registry, toEpochMs: realEpochMs, onLog: () => {} };
+  const real = spawnPython({ ...common, python });
   // The hostile script stands in for the interpreter: it is handed (and ignores) the bridge path and flags.
-  const hostile = createProcessLogic({ ...common, python: HOSTILE_WORKER, handlers: [] });
-  type Config = (args: unknown) => unknown;
-  const processLogic = fromCallback<ProcessCommand, ProcessActorInput>((args) =>
-    ((args.input.workerId === 'worker_1' ? hostile : real) as unknown as { config: Config }).config(args) as () => void,
-  );
+  const hostile = spawnPython({ ...common, python: HOSTILE_WORKER, handlers: [] });
+  const processLogic = processActorLogic((workerId, generation, hooks) => (workerId === 'worker_1' ? hostile : real)(workerId, generation, hooks));
   const pool = new Pool(resolved, {
     processLogic,
-    now: () => performance.now(),
+    clock: realClock,
     allExited: () => registry.allExited(),
     pids: () => registry.pids(),
   });
@@ -182,8 +179,8 @@ async function poolFuzz(options: HostileOptions, seed: number, violations: strin
       }
       report.restarts++;
       const mine = exits.slice(exitsBefore);
-      const protocolExit = mine.find((x) => x.id === 'worker_1' && x.error instanceof ProtocolError);
-      if (!protocolExit) violations.push(`pool: case ${i} (${category}): the supervisor saw no ProtocolError exit of worker_1 (${JSON.stringify(mine.map((x) => [x.id, x.error?.name, x.error?.message?.slice(0, 60)]))})`);
+      const protocolExit = mine.find((x) => x.id === 'worker_1' && (x.error as { code?: string } | undefined)?.code === 'PROTOCOL_ERROR');
+      if (!protocolExit) violations.push(`pool: case ${i} (${category}): the supervisor saw no ProtocolError exit of worker_1 (${JSON.stringify(mine.map((x) => [x.id, (x.error as { code?: string } | undefined)?.code, x.error?.message?.slice(0, 60)]))})`);
       else if (unsolicited) report.protocolErrors++;
       if (mine.some((x) => x.id !== 'worker_1')) violations.push(`pool: case ${i} (${category}): another worker exited too`);
       report.byCategory[category] = (report.byCategory[category] ?? 0) + 1;

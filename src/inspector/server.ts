@@ -21,10 +21,11 @@ import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { InvalidOptionError } from '../errors.js';
-import { workerStateName, type Pool, type PoolStats, type WorkerInfo } from '../pool.js';
+import { workerStateName } from '../../machines/workerStates.js';
+import type { Pool, PoolStats, RequestObservation, WorkerInfo } from '../local/pool.js';
 import { workerMachine } from '../../machines/worker.js';
 import { describeMachine, type MachineGraph } from './machineGraph.js';
-import { renderPage } from './page.js';
+import { renderPage } from './page/index.js';
 
 export interface InspectorOptions {
   /** TCP port; 0 (default) = any free port. */
@@ -333,8 +334,23 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     ['session_start', onSessionStart],
     ['session_end', onSessionEnd],
   ];
+  // Requests travel beside the actors (the direct path): they come from the pool's request observer.
+  const onRequest = (e: RequestObservation) => {
+    if (closed || clients.size === 0) return;
+    if (events.length >= MAX_EVENTS) {
+      eventsDropped++;
+      return;
+    }
+    const ev =
+      e.phase === 'sent'
+        ? { type: 'EXECUTE', cmd: e.cmd, session: e.sessionId, args: e.args }
+        : { type: 'REPLY', cmd: e.cmd, session: e.sessionId, ok: e.ok, ...(e.ok ? { result: e.result } : { error: e.error?.code }) };
+    counts[e.workerId] = (counts[e.workerId] ?? 0) + 1;
+    events.push({ t: Date.now(), to: e.workerId, from: e.phase === 'sent' ? 'dispatcher' : e.workerId, type: ev.type, data: summarize(ev as { type: string } & Record<string, unknown>) });
+  };
   for (const [name, fn] of telemetry) pool.on(name, fn as (...args: unknown[]) => void);
   const unsubscribe = pool.observeInspection(onInspection);
+  const unobserveRequests = pool.observeRequests(onRequest);
 
   // Seed the current states, so the first transition of each worker has a true `from`.
   for (const w of pool.workers()) {
@@ -610,6 +626,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
       clearInterval(flushTimer);
       clearInterval(snapTimer);
       unsubscribe();
+      unobserveRequests();
       for (const [name, fn] of telemetry) pool.off(name, fn as (...args: unknown[]) => void);
       reject(err);
     };
@@ -633,6 +650,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     clearInterval(flushTimer);
     clearInterval(snapTimer);
     unsubscribe();
+    unobserveRequests();
     for (const [name, fn] of telemetry) pool.off(name, fn as (...args: unknown[]) => void);
     closing = new Promise<void>((resolve) => {
       for (const client of clients) {

@@ -25,7 +25,7 @@ export interface DispatcherHost {
   closedError(): PyvisorError | null;
   /** Telemetry; each is called only when someone listens. */
   onCheckout?(request: Request, workerId: string): void;
-  onCheckin?(request: Request, ok: boolean, error: PyvisorError | undefined): void;
+  onCheckin?(request: Request, ok: boolean, error: PyvisorError | undefined, value: unknown): void;
   onCheckoutTimeout?(request: Request): void;
 }
 
@@ -184,7 +184,7 @@ export class Dispatcher {
     this.clearTimer(request);
     if (request.settled) return;
     const now = this.host.clock.now();
-    this.countAttempt(request, error);
+    this.countAttempt(request, error, value);
     if (request.sessionId !== null) {
       const activity = this.activity.get(request.sessionId);
       if (activity) {
@@ -196,10 +196,10 @@ export class Dispatcher {
   }
 
   /** An attempt that reached a worker ended: each attempt is counted (and announced) once. */
-  private countAttempt(request: Request, error: PyvisorError | undefined): void {
+  private countAttempt(request: Request, error: PyvisorError | undefined, value?: unknown): void {
     if (request.workerId === null) return;
     this.host.counters.settled(request.workerId, error === undefined, this.host.clock.now() - request.startedAt);
-    this.host.onCheckin?.(request, error === undefined, error);
+    this.host.onCheckin?.(request, error === undefined, error, value);
   }
 
   /** How long a session has been idle (0 while a request of it waits or runs). */

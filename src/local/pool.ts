@@ -42,6 +42,11 @@ export interface PoolSeams {
   setLogSink?: (sink: (workerId: string, pid: number | null, line: string) => void) => void;
 }
 
+/** A request as observeRequests() reports it. */
+export type RequestObservation =
+  | { phase: 'sent'; workerId: string; cmd: string; args: unknown; sessionId: string | null }
+  | { phase: 'settled'; workerId: string; cmd: string; sessionId: string | null; ok: boolean; result?: unknown; error?: PyvisorError };
+
 interface Tracked {
   handle: WorkerHandle;
   ref: AnyActorRef;
@@ -62,6 +67,7 @@ export class Pool extends TelemetryEmitter implements Executor {
   private readonly counters = new Counters();
   private readonly dispatcher: Dispatcher;
   private readonly handleHost: HandleHost;
+  private readonly requestObservers = new Set<(event: RequestObservation) => void>();
   private nextRequest = 1;
   private closed = false;
   private stopRequested = false;
@@ -107,9 +113,11 @@ export class Pool extends TelemetryEmitter implements Executor {
       tell: (event) => this.sessionPool.send(event),
       closedError: () => (this.closed ? this.closedError() : null),
       onCheckout: (request, workerId) => {
+        for (const observe of this.requestObservers) observe({ phase: 'sent', workerId, cmd: request.cmd, args: request.args, sessionId: request.sessionId });
         if (this.listenerCount('checkout')) this.emit('checkout', { workerId, sessionId: request.sessionId, command: request.cmd, queueMs: request.startedAt - request.enqueuedAt });
       },
-      onCheckin: (request, ok, error) => {
+      onCheckin: (request, ok, error, value) => {
+        for (const observe of this.requestObservers) observe({ phase: 'settled', workerId: request.workerId!, cmd: request.cmd, sessionId: request.sessionId, ok, ...(ok ? { result: value } : { error: error! }) });
         if (!this.listenerCount('checkin')) return;
         const checkin = { workerId: request.workerId!, sessionId: request.sessionId, command: request.cmd, queueMs: request.startedAt - request.enqueuedAt, runMs: this.clock.now() - request.startedAt, ok };
         this.emit('checkin', ok ? checkin : { ...checkin, error: error!.code });
@@ -189,6 +197,16 @@ export class Pool extends TelemetryEmitter implements Executor {
   observeInspection(listener: (event: InspectionEvent) => void): () => void {
     const subscription = this.root.system.inspect(listener);
     return () => subscription.unsubscribe();
+  }
+
+  /**
+   * Observe each request as it is handed to a worker and as it settles, with its arguments and
+   * result (what the inspector shows with sanitize: false). Requests do not pass through the
+   * actors, so the inspection stream does not carry them.
+   */
+  observeRequests(listener: (event: RequestObservation) => void): () => void {
+    this.requestObservers.add(listener);
+    return () => this.requestObservers.delete(listener);
   }
 
   /** Resolves when the non-lazy workers are healthy; rejects if the pool could not start. */
@@ -291,7 +309,7 @@ export class Pool extends TelemetryEmitter implements Executor {
       const counts = this.counters.of(id);
       result.push({
         id,
-        state: handle.state,
+        state: handle.liveState,
         pid: context.pid,
         requests: counts.requests,
         errors: counts.errors,

@@ -80,6 +80,13 @@ export class WorkerHandle implements ProcessLink, Candidate {
     this.ref = ref;
   }
 
+  /** The machine's state, with busy/healthy read live (the machine hears of them coalesced). */
+  get liveState(): string {
+    if (this.state === 'healthy' && this.inflight.size > 0) return 'busy';
+    if (this.state === 'busy' && this.inflight.size === 0) return 'healthy';
+    return this.state;
+  }
+
   get free(): boolean {
     return !this.held && !this.retiring && this.port !== null && ROUTABLE_STATES.has(this.state) && this.inflight.size < this.concurrency;
   }

@@ -190,6 +190,7 @@ test('sanitize (default) hides command arguments and results; sanitize: false sh
   await b.until('the arguments on the unsanitized stream', () => b.text().includes(SECRET));
   assert.match(b.text(), /"type":"EXECUTE"/);
   // The sanitized stream shows the same request by its name, and a snapshot after it still has no payload.
+  // (The pool's request observer feeds these: requests do not pass through the actors.)
   const executeSeenAt = await a.until('EXECUTE on the sanitized stream', () => {
     const i = a.frames.findIndex((f) => f.event === 'batch' && f.data.includes('"type":"EXECUTE"'));
     return i >= 0 ? i + 1 : false;

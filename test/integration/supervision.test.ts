@@ -83,34 +83,11 @@ test('stopping a supervisor of N real workers leaves zero Python processes', asy
 });
 
 test('a worker that ignores SIGTERM is SIGKILLed after `shutdown` ms', async () => {
-  const python = await resolvePython(PYTHON);
-  const registry = new ProcessRegistry();
-  const logic = createProcessLogic({ python, handlers: [ECHO_HANDLERS], env: {}, cwd: undefined, maxFrameBytes: 64 << 20, registry, onLog: () => {} });
-  const worker = workerMachine.provide({ actors: { pythonProcess: logic } });
-  const sup = createActor(supervisorMachine, {
-    input: {
-      id: 'sup',
-      children: [{ id: 'stubborn', restart: 'permanent', shutdown: 300, start: { logic: worker, input: { workerId: 'stubborn' } } }],
-    },
-  });
-  sup.start();
-  await waitFor(sup, (s) => childrenOf(s)[0]?.state === 'running', { timeout: 15_000 });
-  const ref = sup.getSnapshot().context.children[0]!.ref;
-  // "running" means spawned (OTP's start returns before the slow part of init); wait for healthy.
-  await waitFor(ref, (s: { value: unknown }) => workerStateName(s.value) === 'healthy', { timeout: 15_000 });
-  const pid = childrenOf(sup.getSnapshot())[0]!.pid!;
-  tracker.add(pid);
-  await new Promise<void>((resolve) => {
-    const sub = ref.on('reply', () => {
-      sub.unsubscribe();
-      resolve();
-    });
-    ref.send({ type: 'EXECUTE', ticket: 1, cmd: 'ignore_sigterm', args: null, session: null });
-  });
+  const pool = tracker.watch(await createPool({ poolSize: 1, python: PYTHON, handlers: [ECHO_HANDLERS], shutdownTimeout: 300 }));
+  const pid = pool.workers()[0]!.pid!;
+  await pool.execute('ignore_sigterm');
   const t0 = Date.now();
-  sup.send({ type: 'STOP' });
-  await waitFor(sup, (s) => s.status === 'done', { timeout: 10_000 });
-  await registry.allExited();
+  await pool.stop();
   const took = Date.now() - t0;
   assert.not.ok(isAlive(pid));
   assert.ok(took >= 280, `waited for the shutdown time before SIGKILL (${took} ms)`);

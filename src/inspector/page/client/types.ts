@@ -1,0 +1,183 @@
+/**
+ * What the page receives on its /events stream (Server-Sent Events, JSON data): `hello` once
+ * per connection (and again after the server dropped messages for a slow page), `batch` every
+ * flush and `snap` every snapshot. These mirror what src/inspector/server.ts sends (hello(),
+ * takeSnapshot(), flush()); the machine description is typed by the module that produces it.
+ * Everything here is trusted only as far as JSON.parse goes: the page stays defensive.
+ */
+import type { MachineGraph } from '../../machineGraph.js';
+
+export type { GraphState, GraphTransition, MachineGraph } from '../../machineGraph.js';
+
+export type LogKind = 'life' | 'work' | 'sub' | 'restart' | 'escalation' | 'session' | 'spawn' | 'pool';
+
+/** A log entry: a worker transition, a restart, an escalation, a session or supervision event. */
+export interface LogEntry {
+  seq: number;
+  t: number;
+  kind: LogKind;
+  /** Actor (worker id, supervisor or session id) the entry is about. */
+  w: string;
+  from?: string;
+  to?: string;
+  /** Full state path of `to`, e.g. live.restarting.awaitReady. */
+  path?: string;
+  /** The event that caused it. */
+  e?: string;
+  pid?: number | null;
+  text?: string;
+}
+
+/** An event sent to an actor (a sample under load). */
+export interface EventSummary {
+  t: number;
+  to: string;
+  from: string | null;
+  type: string;
+  data?: Record<string, unknown>;
+}
+
+export interface WorkerInfo {
+  id: string;
+  state: string;
+  pid: number | null;
+  requests: number;
+  errors: number;
+  restarts: number;
+  sessions: number;
+  overflow: boolean;
+}
+
+export interface PoolStats {
+  activeSessions: number;
+  poolSize: number;
+  utilization: number;
+  healthyWorkers: number;
+  unhealthyWorkers: number;
+  busyWorkers: number;
+  overflowWorkers: number;
+  queueLength: number;
+  totalCommands: number;
+  totalErrors: number;
+  restarts: number;
+  latencyMs: { p50: number; p99: number };
+}
+
+/** One chart point per snapshot (rates per second, latencies in ms). */
+export interface ChartPoint {
+  t: number;
+  rps: number;
+  errors: number;
+  p50: number | null;
+  p99: number | null;
+  queue: number;
+  busy: number;
+}
+
+export type ChartKey = Exclude<keyof ChartPoint, 't'>;
+
+export interface SessionRow {
+  id: string;
+  workers: string[];
+  lastWorker: string | null;
+  active: number;
+  lost: string | null;
+}
+
+export interface SessionPoolNode {
+  id: 'sessionPool';
+  role: string;
+  status: string;
+  state: string;
+  queue: number;
+  sessions: number;
+  affinity: string | null;
+}
+
+export interface SupervisedChild {
+  id: string;
+  restart: string;
+  status: string;
+  pid: number | null;
+  state: string | null;
+}
+
+export interface WorkerSupervisorNode {
+  id: 'workers';
+  role: string;
+  status: string;
+  state: string;
+  strategy: string | null;
+  maxRestarts: number | null;
+  periodMs: number | null;
+  recentRestarts: number;
+  maxOverflow: number | null;
+  children: SupervisedChild[];
+}
+
+export interface MonitorNode {
+  id: 'monitor';
+  role: string;
+  status: string;
+  state: string;
+  intervalMs: number | null;
+  ticks: number;
+}
+
+export type TreeChild = SessionPoolNode | WorkerSupervisorNode | MonitorNode;
+
+/** The supervision tree: the pool and its three children. */
+export interface PoolTree {
+  id: string;
+  role: string;
+  strategy: string;
+  status: string;
+  state: string;
+  children: TreeChild[];
+}
+
+export interface Snap {
+  t: number;
+  closed: boolean;
+  stats: PoolStats | null;
+  workers: WorkerInfo[];
+  /** Each worker's full state path. */
+  paths: Record<string, string>;
+  tree: PoolTree | null;
+  sessions: SessionRow[];
+  sessionCount: number;
+  point?: ChartPoint;
+}
+
+export interface PoolOptionsSummary {
+  poolSize: number;
+  maxOverflow: number;
+  strategy: string;
+  maxRestarts: number;
+  maxSeconds: number;
+  healthCheckInterval: number;
+  affinity: string;
+}
+
+export interface Hello {
+  v: number;
+  t: number;
+  startedAt: number;
+  sanitize: boolean;
+  machine: MachineGraph;
+  options: PoolOptionsSummary;
+  log: LogEntry[];
+  chart: ChartPoint[];
+  snap: Snap;
+  /** Messages dropped while the page was too slow (the reason for this `hello`). */
+  dropped?: number;
+}
+
+export interface Batch {
+  t: number;
+  transitions: LogEntry[];
+  routineDropped: number;
+  events: EventSummary[];
+  eventsDropped: number;
+  counts: Record<string, number>;
+}
