@@ -152,11 +152,48 @@ test('request timeout, then a clean next request on the same pool', async () => 
   }
 });
 
+test('a request on an overflow worker that is SIGKILLed gets WorkerCrashedError within a second', async () => {
+  const p = await pool({ poolSize: 1, maxOverflow: 1, checkoutTimeout: 10_000 });
+  try {
+    const handedOver = nextEvent<{ workerId: string }>(p, 'checkout', (e) => e.workerId.startsWith('overflow_'));
+    const first = p.execute('sleep', { seconds: 5 });
+    const second = p.execute('sleep', { seconds: 5 }); // waits, and makes the pool grow an overflow worker
+    const { workerId } = await handedOver;
+    const overflow = { pid: p.workers().find((w) => w.id === workerId)!.pid! };
+    tracker.add(overflow.pid);
+    const t0 = Date.now();
+    process.kill(overflow.pid, 'SIGKILL');
+    const error = await second.then(
+      () => assert.unreachable('the overflow request cannot succeed'),
+      (e: unknown) => e,
+    );
+    assert.instance(error, WorkerCrashedError);
+    assert.is((error as WorkerCrashedError).pid, overflow.pid);
+    assert.ok(Date.now() - t0 < 1000, `settled ${Date.now() - t0} ms after the kill`);
+    process.kill(p.workers().find((w) => !w.overflow)!.pid!, 'SIGKILL');
+    await first.catch(() => {});
+  } finally {
+    await p.stop();
+  }
+});
+
+test('a handler reads its deadline: ctx.remaining() and ctx.deadline follow the request timeout', async () => {
+  const p = await pool({ poolSize: 1 });
+  try {
+    const before = Date.now();
+    const seen = (await p.execute('remaining', null, { timeout: 4_000 })) as { remaining: number; deadline: number };
+    assert.ok(seen.remaining > 3 && seen.remaining <= 4, `remaining ${seen.remaining} s of a 4 s timeout`);
+    assert.ok(Math.abs(seen.deadline * 1000 - (before + 4_000)) < 500, `deadline ${seen.deadline} is 4 s after the call (wall clock)`);
+  } finally {
+    await p.stop();
+  }
+});
+
 test('SIGKILL of a busy worker: that one caller gets WorkerCrashedError, nobody else an error', async () => {
   const p = await pool({ poolSize: 2 });
   try {
     const doomed = p.execute('sleep', { seconds: 10 });
-    // Checkout is synchronous on an idle pool: the worker is busy as soon as execute() returns.
+    // The direct path: the worker is busy as soon as execute() returns.
     const victimPid = p.workers().find((w) => w.state === 'busy')!.pid!;
     const others = Array.from({ length: 50 }, (_, i) => p.execute('echo', i));
     process.kill(victimPid, 'SIGKILL');
