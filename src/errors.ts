@@ -22,7 +22,7 @@
  * - A thrown value that is not a PyvisorError (a bug, a TypeError from user code, a string):
  *   `PROTOCOL_ERROR` with the message `unexpected error: <name>: <message>` and the original
  *   kept as the `cause` ({name, message}), so nothing is lost. Why not another code: the
- *   Executor contract (DESIGN §2) is that every error crossing it is a coded PyvisorError, so
+ *   Executor contract (src/core/executor.ts) is that every error crossing it is a coded PyvisorError, so
  *   a throwable without a code is the sender breaking the contract — a protocol error from
  *   the receiver's point of view. `PYTHON_ERROR` would be a lie (it means "the handler
  *   raised; the worker is fine", and would carry a JS class name as the Python type), and a
@@ -115,7 +115,7 @@ export interface ExitInfo {
 }
 
 export interface WorkerCrashedOptions {
-  /** The same request killed a second worker: it is bad input and is not retried again (DESIGN §6). */
+  /** The same request killed a second worker: it is bad input and is not retried again. See docs/OPTIONS.md. */
   poison?: boolean;
   cause?: unknown;
 }
@@ -162,7 +162,7 @@ export class ProtocolError extends PyvisorError {
   }
 }
 
-/** A value outside the wire types (DESIGN §4), refused before anything was sent. */
+/** A value outside the wire types (docs/PROTOCOL.md), refused before anything was sent. */
 export class SerializationError extends PyvisorError {
   /** Where in the value the offending part sits, e.g. "args.items[3]". */
   readonly path: string;
@@ -203,7 +203,7 @@ function lostBecause(workerId: string, reason: SessionWorkerLostReason): string 
 
 /**
  * The worker holding a session's Python state went away; the session's next request after
- * this one starts fresh (DESIGN §3).
+ * this one starts fresh.
  */
 export class SessionWorkerLostError extends PyvisorError {
   readonly sessionId: string;
@@ -256,7 +256,7 @@ export class InvalidOptionError extends PyvisorError {
   }
 }
 
-/** No live host in the cluster serves the pool (DESIGN §8). */
+/** No live host in the cluster serves the pool. */
 export class HostUnavailableError extends PyvisorError {
   readonly pool: string;
   readonly detail: string;

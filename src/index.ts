@@ -1,11 +1,12 @@
 export { createPool } from './local/createPool.js';
 export { Pool, Pool as PoolHandle } from './local/pool.js';
-export type { PoolStats, WorkerInfo } from './local/pool.js';
+export type { PoolStats, WorkerInfo, Executor } from './core/executor.js';
+export type { RequestObservation } from './local/pool.js';
 export { presets, resolveOptions } from './options.js';
 export type { PoolOptions, ExecuteOptions, RestartOptions, RecycleOptions } from './options.js';
 export * from './errors.js';
 export type { PoolEvents, PoolEventName } from './telemetry.js';
 export { PythonPool, SessionAdapter } from './adapter/pythonPool.js';
-export type { ProgramType, FieldSpec, SignatureSpec, ProgramConfig, LMConfig, DummyLMConfig, OpenAILMConfig, LMInfo, ProgramCallOptions, ExecuteResult, ProgramInfo, ProgramSummary, PythonPoolEvents, PythonPoolStats, PythonPoolOptions, RestoreReason } from './adapter/pythonPool.js';
+export type { ProgramType, FieldSpec, SignatureSpec, ProgramConfig, LMConfig, DummyLMConfig, OpenAILMConfig, LMInfo, ProgramCallOptions, ExecuteResult, ProgramInfo, ProgramSummary, PythonPoolEvents, PythonPoolStats, RestoreReason } from './adapter/pythonPool.js';
 export { serveInspector } from './inspector/server.js';
 export type { InspectorOptions, InspectorServer } from './inspector/server.js';

@@ -38,7 +38,7 @@ export interface PoolOptions {
   shutdownTimeout?: number;
   recycle?: RecycleOptions;
   inspect?: unknown;
-  // ---- beyond DESIGN §3; each documented in docs/OPTIONS.md ----
+  // ---- beyond the core options; each documented in docs/OPTIONS.md ----
   /** ms an idle session is kept before it is cleaned up in Python; 0 = never. Default 30 min. */
   sessionTtl?: number;
   /** ms an overflow worker may sit idle before it is retired. Default 10 s. */

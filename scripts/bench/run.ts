@@ -2,7 +2,7 @@
  * npm run bench [-- --quick] [-- --only=roundtrip,throughput,payloads,coldstart,restart,overhead]
  *               [-- --out=bench] [-- --codecs=pure,msgpack]
  *
- * The six benchmarks of issue 6. Every figure is printed beside a baseline measured in the
+ * The benchmarks. Every figure is printed beside a baseline measured in the
  * same run on the same machine, as a ratio, with its target and PASS / GAP. Each benchmark
  * runs under both Python codecs:
  *   pure    — the bundled pure-Python codec: `python3` (pyenv) with PYVISOR_CODEC=pure

@@ -22,7 +22,7 @@ import {
   WorkerCrashedError,
 } from '../errors.js';
 import type { ExecuteOptions, PoolOptions } from '../options.js';
-import type { Pool } from '../local/pool.js';
+import type { Executor } from '../core/executor.js';
 
 // ---- public types ---------------------------------------------------------------------------
 
@@ -160,8 +160,6 @@ export interface PythonPoolStats {
   retries: number;
 }
 
-/** Options of `new PythonPool(pool, options)`; none at the moment (kept for compatibility). */
-export interface PythonPoolOptions {}
 
 // ---- internal state ---------------------------------------------------------------------------
 
@@ -332,7 +330,8 @@ function programNotFound(sessionId: string, programId: string, command: string):
  * `PythonPool.create(options)` starts one that `close()` stops.
  */
 export class PythonPool extends EventEmitter<{ [K in keyof PythonPoolEvents]: (e: PythonPoolEvents[K]) => void }> {
-  readonly pool: Pool;
+  /** Any Executor: a local pool, or a cluster pool. */
+  readonly pool: Executor;
   private readonly ownsPool: boolean;
   private readonly sessions = new Map<string, SessionState>();
   private readonly adapters = new Map<string, SessionAdapter>();
@@ -340,10 +339,10 @@ export class PythonPool extends EventEmitter<{ [K in keyof PythonPoolEvents]: (e
   private counters = { executions: 0, restores: 0, retries: 0 };
   private closing: Promise<void> | null = null;
 
-  constructor(pool: Pool, options: PythonPoolOptions & { ownsPool?: boolean } = {}) {
+  constructor(pool: Executor, options: { ownsPool?: boolean } = {}) {
     super();
-    if (!pool || typeof (pool as Pool).execute !== 'function' || typeof (pool as Pool).endSession !== 'function') {
-      throw new TypeError('new PythonPool(pool): pool must be a Pool from createPool()');
+    if (!pool || typeof (pool as Executor).execute !== 'function' || typeof (pool as Executor).endSession !== 'function') {
+      throw new TypeError('new PythonPool(pool): pool must be an Executor (a pool from createPool() or createClusterPool())');
     }
     if (!isPlainObject(options as unknown)) throw bad('options', 'must be an object', options);
     checkKeys('', options as unknown as Record<string, unknown>, ['ownsPool']);
@@ -352,9 +351,9 @@ export class PythonPool extends EventEmitter<{ [K in keyof PythonPoolEvents]: (e
   }
 
   /** Start a pool (createPool(options)) and wrap it; `close()` stops that pool. */
-  static async create(options: PoolOptions = {}, adapterOptions: PythonPoolOptions = {}): Promise<PythonPool> {
+  static async create(options: PoolOptions = {}): Promise<PythonPool> {
     const pool = await createPool(options);
-    return new PythonPool(pool, { ...adapterOptions, ownsPool: true });
+    return new PythonPool(pool, { ownsPool: true });
   }
 
   /** The adapter of one session (the same object for the same id). */

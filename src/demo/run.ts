@@ -10,6 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { PythonPool, type SessionAdapter } from '../adapter/pythonPool.js';
 import type { WorkerInfo } from '../local/pool.js';
+import { createPool } from '../local/createPool.js';
 import { LatencyWindow } from '../telemetry.js';
 import { ansiStyle, frame, line, LiveRegion, ms, noStyle, num, seconds, type Snapshot, type DemoCounters } from './view.js';
 
@@ -95,14 +96,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   if (!region) out.write(`${title}\n`);
   note(`starting ${options.workers} workers…`);
 
-  const py = await PythonPool.create({
+  const pool = await createPool({
     poolSize: options.workers,
     maxOverflow: 0,
     checkoutTimeout: 30_000,
     ...(options.python ? { python: options.python } : {}),
     restart: { maxRestarts: 5, maxSeconds: 5 },
   });
-  const pool = py.pool;
+  const py = new PythonPool(pool, { ownsPool: true });
   const pids = new Set<number>();
   const trackPids = (infos: WorkerInfo[]) => infos.forEach((w) => w.pid !== null && pids.add(w.pid));
   trackPids(pool.workers());

@@ -1,5 +1,5 @@
 /**
- * Errors as data (DESIGN §2): every PyvisorError survives toWire → JSON → fromWire with its
+ * Errors as data (src/errors.ts): every PyvisorError survives toWire → JSON → fromWire with its
  * class, code, name, exact message, every field and its cause chain; the wire form is plain
  * data; every code has a class; malformed wire values and foreign throwables become
  * ProtocolErrors instead of throwing.

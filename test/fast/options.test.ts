@@ -34,7 +34,7 @@ function rejects(options: unknown, key: string, valueText?: string): void {
   assert.unreachable(`${JSON.stringify(options)} was accepted`);
 }
 
-test('defaults: DESIGN §3 values, plus the documented extras', () => {
+test('defaults: the documented values, plus the documented extras', () => {
   const saved = process.env.PYVISOR_PYTHON;
   delete process.env.PYVISOR_PYTHON;
   try {

@@ -1,5 +1,5 @@
 /**
- * Telemetry and metrics: every event of DESIGN §6 with its fields, listener isolation
+ * Telemetry and metrics: every event of docs/OPTIONS.md with its fields, listener isolation
  * (a throwing listener breaks neither the pool nor the other listeners), eventemitter3
  * semantics (once, context, off), and stats()/workers() computed from real state.
  */

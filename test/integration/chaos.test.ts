@@ -1,5 +1,5 @@
 /**
- * Layer 3, issue 6: the short CI versions of the chaos and stress suites (the full ones are
+ * Layer 3: the short CI versions of the chaos and stress suites (the full ones are
  * `npm run chaos` and `npm run stress`; same code, scripts/chaos/*). Real Python processes and
  * real SIGKILLs; about 40 s in all.
  *

@@ -1,5 +1,5 @@
 /**
- * Issue 2's acceptance: a client that knows only docs/PROTOCOL.md — no pyvisor import, its own
+ * A client that knows only docs/PROTOCOL.md — no pyvisor import, its own
  * few-line MessagePack — drives the real worker: ready notice, ping, a handler command, error
  * replies for an unknown command and a raising handler, intact frames while the handler prints,
  * and exit within 1 s of stdin closing.

@@ -1,5 +1,5 @@
 /**
- * Layer 3, issue 4: createPool against real python3 workers — sessions, affinity, endSession,
+ * Layer 3: createPool against real python3 workers — sessions, affinity, endSession,
  * timeouts and crashes, with every outcome checked.
  */
 import { test } from 'uvu';

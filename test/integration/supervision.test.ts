@@ -1,5 +1,5 @@
 /**
- * Layer 3, issue 3: the worker machine and the OTP supervisor over real python3 processes,
+ * Layer 3: the worker machine and the OTP supervisor over real python3 processes,
  * real pipes and real signals.
  */
 import { test } from 'uvu';

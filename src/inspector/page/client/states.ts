@@ -3,19 +3,17 @@
  * count as "up", which the legend shows, and how a state path names the state. No other file
  * of the page names a worker state.
  */
-// TODO(lead): import from machines/workerStates.ts
-// (its UP_STATES for UP_STATES here, and workerStateName's rule for stateNameOfPath; the colours
-// and the legend's order are the page's own presentation and can stay here, keyed by its states).
+import { UP_STATES } from '../../../../machines/workerStates.ts';
+
+// Which states count as up is the machine's fact (machines/workerStates.ts, bundled in); the
+// colours and the legend's order are the page's own presentation.
 
 /** The colour of each worker state (on cards, chips, the tree and the machine diagram). */
 const STATE_COLORS: Readonly<Record<string, string>> = {
-  healthy: '#16a34a', busy: '#2563eb', settled: '#2563eb', checking: '#0891b2', afterCheck: '#0891b2', interrupting: '#ea580c',
+  healthy: '#16a34a', busy: '#2563eb', checking: '#0891b2',
   initializing: '#d97706', restarting: '#d97706', boot: '#d97706', recycling: '#7c3aed', stopping: '#64748b', stopped: '#475569',
   unhealthy: '#dc2626', idle: '#94a3b8', removed: '#94a3b8',
 };
-
-/** States in which a worker counts as up (serving, or able to serve): the "N / M up" figure. */
-const UP_STATES: readonly string[] = ['healthy', 'busy', 'checking', 'afterCheck'];
 
 /** States the legend under the machine explains, in this order (those the machine has). */
 export const LEGEND_STATES: readonly string[] = ['healthy', 'busy', 'checking', 'initializing', 'restarting', 'recycling', 'unhealthy', 'stopped'];
@@ -36,7 +34,7 @@ export function colorOf(name: string | null | undefined): string {
 }
 
 export function isUp(state: string): boolean {
-  return UP_STATES.indexOf(state) >= 0;
+  return UP_STATES.has(state);
 }
 
 /** The name of the state at a full path: `live.restarting.awaitReady` → `restarting`, `stopped` → `stopped`. */
