@@ -241,12 +241,15 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       return;
     }
     // SIGINT: every running handler sees KeyboardInterrupt.
-    for (const [id, { timer, interruptible }] of proc.inflight) {
-      if (interruptible === false) continue;
+    // The handlers running when the signal lands; one an answer lets in meanwhile never saw it.
+    for (const [id, { timer, interruptible }] of [...proc.inflight]) {
+      if (interruptible === false || !proc.alive || !proc.inflight.has(id)) continue;
       if (timer !== null) clock.clearTimeout(timer);
       proc.inflight.delete(id);
       proc.hooks.onReply(id, false, { type: 'KeyboardInterrupt', message: '', traceback: 'KeyboardInterrupt' });
     }
+    // A SIGTERM that waited for the running command: that command has now answered.
+    if (proc.alive && proc.exitAfterCurrent && proc.inflight.size === 0) exitProcess(proc, { code: 0, signal: null, stderrTail: [] }, true);
   }
 
   /** The simulation's Spawner: a fake process behind the same process actor as a real one. */
