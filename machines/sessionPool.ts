@@ -235,7 +235,7 @@ export const sessionPoolMachine = setup({
     retireOrWait: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'WORKER_IDLE_FOR') return;
       const slot = context.slots.find((s) => s.id === event.workerId);
-      if (!slot || slot.state !== 'up') return;
+      if (!slot || !slot.overflow || slot.state !== 'up') return;
       const idle = context.config.overflowIdle;
       // Under strict affinity a worker that still holds a pinned session is kept: retiring it would lose that session.
       const pinned = context.config.affinity === 'strict' && Object.values(context.sessions).some((s) => s.home === slot.id);

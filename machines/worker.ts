@@ -271,6 +271,8 @@ export const workerMachine = setup({
           },
         },
         recycling: {
+          // brutal_kill: no SIGTERM courtesy and nothing to wait for — leaving `live` SIGKILLs.
+          always: { guard: 'isBrutalKill', target: '#worker.live', reenter: true },
           entry: ['signalTerm', 'noteReplaced'],
           on: {
             // A planned replacement: straight back into `live`, which starts the next generation.

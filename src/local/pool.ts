@@ -455,8 +455,7 @@ export class Pool extends TelemetryEmitter implements Executor {
       if (this.listenerCount('worker_state')) this.emit('worker_state', { workerId: id, from, to: state, pid: snapshot.context.pid });
       if (handle.up !== tracked.up) {
         tracked.up = handle.up;
-        const reason = snapshot.context.info.replaced === 'timeout' ? 'timeout' : state === 'recycling' ? 'recycled' : 'crashed';
-        this.sessionPool.send((handle.up ? { type: 'WORKER_UP', workerId: id } : { type: 'WORKER_DOWN', workerId: id, reason }) satisfies SessionPoolEvent);
+        this.sessionPool.send((handle.up ? { type: 'WORKER_UP', workerId: id } : { type: 'WORKER_DOWN', workerId: id, reason: handle.lossReason }) satisfies SessionPoolEvent);
         if (handle.up) this.dispatcher.serve();
         else this.dispatcher.demand();
       }

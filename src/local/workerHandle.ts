@@ -67,6 +67,8 @@ export class WorkerHandle implements ProcessLink, Candidate {
   private held = false;
   private pending: Pending | null = null;
   private recycling = false;
+  /** What the sessions it served are told when this process goes: the reason the handle asked for, else a crash. */
+  lossReason: 'timeout' | 'recycled' | 'crashed' = 'crashed';
   private loadScheduled = false;
   private readonly interrupts = new Map<number, unknown>();
 
@@ -199,6 +201,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
   private ask(event: Pending): void {
     this.held = true;
     if (event.type === 'RECYCLE') this.recycling = true;
+    this.lossReason = event.type === 'RECYCLE' ? 'recycled' : event.reason === 'timeout' ? 'timeout' : 'crashed';
     if (event.type === 'REPLACE' || this.inflight.size === 0) this.ref?.send(event);
     else this.pending = event;
   }
@@ -268,6 +271,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
       // A fresh process, or back from a health ping: whatever the handle asked for is done.
       this.held = false;
       this.pending = null;
+      this.lossReason = 'crashed';
       if (this.healthyGeneration !== generation) {
         // Any process after the first is a restart, also one that follows a failed first start.
         if (generation > 1) this.host.restarted(this, this.lastHealthyPid, this.recycling ? 'recycle' : 'restart');
