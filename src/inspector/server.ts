@@ -23,6 +23,8 @@ import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { InvalidOptionError } from '../errors.js';
 import { workerStateName } from '../../machines/workerStates.js';
 import type { Pool, PoolStats, RequestObservation, WorkerInfo } from '../local/pool.js';
+import type { EventSummary, LogEntry, LogKind } from './stream.js';
+import { UP_STATES } from '../../machines/workerStates.js';
 import { workerMachine } from '../../machines/worker.js';
 import { describeMachine, type MachineGraph } from './machineGraph.js';
 import { renderPage } from './page/index.js';
@@ -61,36 +63,12 @@ const MAX_EVENTS = 80;
 const MAX_BUFFERED_BYTES = 512 * 1024;
 const MAX_SESSIONS = 200;
 const MAX_LATENCY_SAMPLES = 20_000;
-/** States a worker passes through on every request: their transitions are routine, not lifecycle. */
-const ROUTINE = new Set(['healthy', 'busy', 'checking', 'afterCheck']);
+/** States a worker passes through in service: their transitions are routine, not lifecycle. */
+const ROUTINE = UP_STATES;
 /** Event fields shown even when sanitizing: identifiers and names, never payloads. */
 const SAFE_FIELDS = ['cmd', 'ticket', 'id', 'ok', 'workerId', 'sessionId', 'session', 'signal', 'pid', 'generation', 'timeoutMs', 'overflow', 'n', 'delay'];
 
-type Kind = 'life' | 'work' | 'sub' | 'restart' | 'escalation' | 'session' | 'spawn' | 'pool';
-
-interface LogEntry {
-  seq: number;
-  t: number;
-  kind: Kind;
-  /** Actor (worker id) the entry is about. */
-  w: string;
-  from?: string;
-  to?: string;
-  /** Full state path of `to`, e.g. live.restarting.awaitReady. */
-  path?: string;
-  /** The event that caused it. */
-  e?: string;
-  pid?: number | null;
-  text?: string;
-}
-
-interface EventSummary {
-  t: number;
-  to: string;
-  from: string | null;
-  type: string;
-  data?: Record<string, unknown>;
-}
+type Kind = LogKind;
 
 interface Client {
   res: ServerResponse;

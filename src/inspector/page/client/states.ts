@@ -3,7 +3,7 @@
  * count as "up", which the legend shows, and how a state path names the state. No other file
  * of the page names a worker state.
  */
-import { UP_STATES } from '../../../../machines/workerStates.ts';
+import { UP_STATES } from '../../../../machines/workerStates.js';
 
 // Which states count as up is the machine's fact (machines/workerStates.ts, bundled in); the
 // colours and the legend's order are the page's own presentation.

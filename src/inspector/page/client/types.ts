@@ -9,59 +9,10 @@ import type { MachineGraph } from '../../machineGraph.js';
 
 export type { GraphState, GraphTransition, MachineGraph } from '../../machineGraph.js';
 
-export type LogKind = 'life' | 'work' | 'sub' | 'restart' | 'escalation' | 'session' | 'spawn' | 'pool';
-
-/** A log entry: a worker transition, a restart, an escalation, a session or supervision event. */
-export interface LogEntry {
-  seq: number;
-  t: number;
-  kind: LogKind;
-  /** Actor (worker id, supervisor or session id) the entry is about. */
-  w: string;
-  from?: string;
-  to?: string;
-  /** Full state path of `to`, e.g. live.restarting.awaitReady. */
-  path?: string;
-  /** The event that caused it. */
-  e?: string;
-  pid?: number | null;
-  text?: string;
-}
-
-/** An event sent to an actor (a sample under load). */
-export interface EventSummary {
-  t: number;
-  to: string;
-  from: string | null;
-  type: string;
-  data?: Record<string, unknown>;
-}
-
-export interface WorkerInfo {
-  id: string;
-  state: string;
-  pid: number | null;
-  requests: number;
-  errors: number;
-  restarts: number;
-  sessions: number;
-  overflow: boolean;
-}
-
-export interface PoolStats {
-  activeSessions: number;
-  poolSize: number;
-  utilization: number;
-  healthyWorkers: number;
-  unhealthyWorkers: number;
-  busyWorkers: number;
-  overflowWorkers: number;
-  queueLength: number;
-  totalCommands: number;
-  totalErrors: number;
-  restarts: number;
-  latencyMs: { p50: number; p99: number };
-}
+export type { EventSummary, LogEntry, LogKind } from '../../stream.js';
+export type { PoolStats, WorkerInfo } from '../../../core/poolStats.js';
+import type { PoolStats, WorkerInfo } from '../../../core/poolStats.js';
+import type { EventSummary, LogEntry } from '../../stream.js';
 
 /** One chart point per snapshot (rates per second, latencies in ms). */
 export interface ChartPoint {
