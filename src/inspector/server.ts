@@ -178,10 +178,11 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
   // ---- labels and classification of actors --------------------------------------------------
   const labels = new WeakMap<object, string>();
   const workerRefs = new WeakMap<object, boolean>();
+  const owners = new WeakMap<object, object>();
   const labelOf = (ref: object): string => {
     let l = labels.get(ref);
     if (l) return l;
-    const r = ref as unknown as { id?: string; systemId?: string; sessionId: string; _parent?: AnyActorRef };
+    const r = ref as unknown as { id?: string; systemId?: string; sessionId: string };
     // XState announces an actor (@xstate.actor) before it registers its systemId: a worker
     // (whose id is its systemId) is named by its id, and a label is only remembered once final.
     let final = true;
@@ -190,8 +191,13 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     else if (isWorker(ref)) {
       l = r.id ?? r.sessionId;
       final = false;
-    } else if (r._parent) l = `${labelOf(r._parent)}/${r.id ?? r.sessionId}`;
-    else l = r.id ?? r.sessionId;
+    } else {
+      // An actor without a systemId (a worker's process actor) is named after the actor that
+      // talks to it, learned from the events it receives (public inspection data only).
+      const owner = owners.get(ref);
+      l = owner ? `${labelOf(owner)}/${r.id ?? r.sessionId}` : (r.id ?? r.sessionId);
+      final = owner !== undefined;
+    }
     if (final) labels.set(ref, l);
     return l;
   };
@@ -271,6 +277,8 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
       }
       if (clients.size === 0) return;
       if (event.type === '@xstate.event') {
+        const target = event.actorRef as unknown as { systemId?: string };
+        if (!target.systemId && event.sourceRef && event.sourceRef !== event.actorRef && !owners.has(event.actorRef) && isWorker(event.sourceRef)) owners.set(event.actorRef, event.sourceRef);
         const to = labelOf(event.actorRef);
         counts[to] = (counts[to] ?? 0) + 1;
         if (events.length >= MAX_EVENTS) {
