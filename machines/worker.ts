@@ -16,11 +16,19 @@
  * alive, so no path out of `live` can leak a process. All time comes from the actor system's
  * clock through `after` delays.
  *
- * After a crash, a protocol violation or a failed health check the worker does not come back
- * on its own: it reports to its parent (a supervisor) with the OTP child protocol and waits in
- * `unhealthy` for START or STOP. Replacements that are not the worker's fault — recycling, a
- * request timeout, a handler deaf to its interrupt, errors in a row — happen in place (`live`
- * is re-entered) and never count against the supervisor's restart intensity.
+ * The crash barrier: a process that dies under a request died of that request — bad input,
+ * not a sick worker. The worker replaces it in place, after a `cooldown` that grows while the
+ * slot keeps crashing (0 ms, then 25 ms doubling to 250 ms; forgotten after 1 s alive), and
+ * never reports it: the supervisor's restart intensity counts only deaths that are the
+ * worker's own. So no stream of poison requests can close a pool, and none can burn the CPU
+ * the healthy workers need.
+ *
+ * After a death that is the worker's own — killed while idle, a protocol violation, a failed
+ * health check — the worker does not come back on its own: it reports to its parent (a
+ * supervisor) with the OTP child protocol and waits in `unhealthy` for START or STOP.
+ * Replacements that are not the worker's fault — a crash under a request, recycling, a
+ * request timeout, a handler deaf to its interrupt, errors in a row — happen in place and
+ * never count against the supervisor's restart intensity.
  */
 import { assign, enqueueActions, sendTo, setup, type ActorRefFrom, type CallbackActorLogic } from 'xstate';
 import { crashed, pythonFailure, startFailed, type ExitInfo, type Failure } from './failure.js';
@@ -86,10 +94,20 @@ export interface WorkerContext {
   pid: number | null;
   /** Process incarnation: 1 for the first, +1 per (re)start. Also what `restarting` keys on. */
   generation: number;
+  /** Crashes under requests in a row, each within a second of its process's start: sets the cooldown. */
+  crashStreak: number;
   info: WorkerInfo;
 }
 
 const DEFAULTS = { startTimeout: 30_000, pingTimeout: 5_000, shutdown: 5_000 as ShutdownSpec };
+
+/** The crash barrier's cooldown before the n-th crash in a row is replaced: 0, 25, 50, 100, 200, 250, 250 … ms. */
+export function cooldownMs(streak: number): number {
+  return streak <= 1 ? 0 : Math.min(250, 25 * 2 ** (streak - 2));
+}
+
+/** A process alive this long has shaken off its crash streak. */
+export const STREAK_RESET_MS = 1_000;
 
 /** setTimeout's ceiling; used where a spec says "wait forever" and a guard disables the timer. */
 const FOREVER_MS = 2 ** 31 - 1;
@@ -117,6 +135,8 @@ export const workerMachine = setup({
     startTimeout: ({ context }) => context.config.startTimeout,
     pingTimeout: ({ context }) => context.config.pingTimeout,
     shutdownTimeout: ({ context }) => (typeof context.config.shutdown === 'number' ? context.config.shutdown : FOREVER_MS),
+    cooldown: ({ context }) => cooldownMs(context.crashStreak),
+    streakReset: STREAK_RESET_MS,
   },
   guards: {
     isRestart: ({ context }) => context.generation > 1,
@@ -126,9 +146,14 @@ export const workerMachine = setup({
     isBrutalKill: ({ context }) => context.config.shutdown === 'brutal_kill',
     hasShutdownTimeout: ({ context }) => typeof context.config.shutdown === 'number',
     startPending: ({ context }) => context.info.startPending,
+    /** A request was running when the process died: the request's fault, not the worker's. */
+    diedUnderRequest: ({ event }) => event.type === 'PROC.EXIT' && event.inflight > 0,
+    noCooldown: ({ context }) => cooldownMs(context.crashStreak) === 0,
   },
   actions: {
     beginGeneration: assign(({ context }) => ({ generation: context.generation + 1, pid: null })),
+    countCrash: assign(({ context }) => ({ crashStreak: context.crashStreak + 1 })),
+    forgetCrashes: assign({ crashStreak: 0 }),
     markStartPending: assign(({ context }) => ({ info: { ...context.info, startPending: true } })),
     /**
      * OTP's start returns once the child exists; slow initialisation (interpreter start, handler
@@ -169,9 +194,10 @@ export const workerMachine = setup({
       const python = context.info.python ?? 'python';
       let failure: Failure;
       if (event.type === 'PROC.EXIT') {
-        failure =
-          event.startFailure ??
-          startFailed(workerId, python, event.exit.signal ? `killed by ${event.exit.signal} during start` : `exited with code ${event.exit.code} during start`, event.exit.stderrTail.join('\n'));
+        const how = event.exit.signal ? `killed by ${event.exit.signal} during start` : `exited with code ${event.exit.code} during start`;
+        // The first line names what Python said last (e.g. `SyntaxError: invalid syntax`); the whole output follows.
+        const said = lastLine(event.exit.stderrTail);
+        failure = event.startFailure ?? startFailed(workerId, python, said ? `${how}: ${said}` : how, event.exit.stderrTail.join('\n'));
         return { info: { ...context.info, failure, lastExit: event.exit } };
       }
       if (event.type === 'PROC.PONG' && !event.ok) failure = startFailed(workerId, python, `start ping failed: ${event.error.type}: ${event.error.message}`);
@@ -211,6 +237,7 @@ export const workerMachine = setup({
     },
     pid: null,
     generation: 0,
+    crashStreak: 0,
     info: { python: null, codec: null, lastExit: null, failure: null, exitReason: 'normal', startPending: false, replaced: null },
   }),
   initial: 'idle',
@@ -229,9 +256,15 @@ export const workerMachine = setup({
         input: ({ context }) => ({ workerId: context.config.workerId, generation: context.generation, link: context.config.link }),
       },
       initial: 'boot',
+      after: {
+        streakReset: { actions: 'forgetCrashes' },
+      },
       on: {
         // Defaults for every running substate; the boot states override them as start failures.
-        'PROC.EXIT': { target: 'unhealthy', actions: ['recordExit', 'reportExit'] },
+        'PROC.EXIT': [
+          { guard: 'diedUnderRequest', target: 'cooldown', actions: ['recordExit', 'countCrash'] },
+          { target: 'unhealthy', actions: ['recordExit', 'reportExit'] },
+        ],
         'PROC.PROTOCOL_ERROR': { target: 'unhealthy', actions: ['condemnForProtocol', 'reportExit'] },
         STOP: '.stopping',
         // The handle's reasons to start afresh in place: not the worker's failure, not counted.
@@ -298,6 +331,17 @@ export const workerMachine = setup({
         },
       },
     },
+    // The crash barrier: the process died under a request; a fresh one follows in place.
+    cooldown: {
+      // The first crash of a streak is replaced at once; a timer only once the slot keeps crashing.
+      always: { guard: 'noCooldown', target: 'live' },
+      after: {
+        cooldown: 'live',
+      },
+      on: {
+        STOP: 'stopped',
+      },
+    },
     unhealthy: {
       on: {
         START: { target: 'live', actions: 'markStartPending' },
@@ -342,6 +386,12 @@ function bootState() {
       },
     },
   } as const;
+}
+
+/** The last non-empty line of a process's stderr tail (a traceback ends with the exception). */
+function lastLine(lines: string[]): string {
+  for (let i = lines.length - 1; i >= 0; i--) if (lines[i]!.trim()) return lines[i]!.trim();
+  return '';
 }
 
 /** A worker that is condemned leaves `live` (which kills its process) with an abnormal exit. */

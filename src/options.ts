@@ -12,6 +12,8 @@ export interface RestartOptions {
   maxRestarts?: number;
   /** OTP's MaxSeconds: the window restart intensity is measured over. */
   maxSeconds?: number;
+  /** The root supervisor's intensity: restarts of the whole worker tier allowed within `maxSeconds` before the pool closes. */
+  root?: { maxRestarts?: number; maxSeconds?: number };
 }
 
 export interface RecycleOptions {
@@ -70,7 +72,7 @@ export interface ResolvedOptions {
   affinity: Affinity;
   python: string;
   handlers: string[];
-  restart: Required<RestartOptions>;
+  restart: Required<Omit<RestartOptions, 'root'>> & { root: { maxRestarts: number; maxSeconds: number } };
   shutdownTimeout: number;
   recycle: Required<RecycleOptions>;
   inspect: unknown;
@@ -99,7 +101,7 @@ export function defaults(): ResolvedOptions {
     affinity: 'prefer',
     python: process.env.PYVISOR_PYTHON || 'python3',
     handlers: [],
-    restart: { strategy: 'one_for_one', maxRestarts: 3, maxSeconds: 5 },
+    restart: { strategy: 'one_for_one', maxRestarts: 3, maxSeconds: 5, root: { maxRestarts: 3, maxSeconds: 30 } },
     shutdownTimeout: 5_000,
     recycle: { maxRequests: 0, maxRssMb: 0, maxAgeMs: 0 },
     inspect: undefined,
@@ -176,11 +178,20 @@ const RULES: Record<string, Check> = {
  */
 const RENAMED: Record<string, string> = { sessionTtlMs: 'sessionTtl', overflowIdleMs: 'overflowIdle', startTimeoutMs: 'startTimeout', pingTimeoutMs: 'pingTimeout', interruptGraceMs: 'interruptGrace' };
 
+const RESTART_MAX_RESTARTS: Check = int(0);
+// Its window is a timer of maxSeconds × 1000 ms, and timers stop at 2^31 - 1 ms.
+const RESTART_MAX_SECONDS: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 && v * 1000 <= 2 ** 31 - 1 ? null : 'must be a number of seconds > 0 and <= 2147483');
+
 const RESTART_RULES: Record<string, Check> = {
   strategy: oneOf('one_for_one', 'one_for_all', 'rest_for_one'),
-  maxRestarts: int(0),
-  // Its window is a timer of maxSeconds × 1000 ms, and timers stop at 2^31 - 1 ms.
-  maxSeconds: (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 && v * 1000 <= 2 ** 31 - 1 ? null : 'must be a number of seconds > 0 and <= 2147483'),
+  maxRestarts: RESTART_MAX_RESTARTS,
+  maxSeconds: RESTART_MAX_SECONDS,
+  root: any,
+};
+
+const ROOT_RESTART_RULES: Record<string, Check> = {
+  maxRestarts: RESTART_MAX_RESTARTS,
+  maxSeconds: RESTART_MAX_SECONDS,
 };
 
 const RECYCLE_RULES: Record<string, Check> = {
@@ -227,6 +238,7 @@ function checkObject(prefix: string, value: unknown, rules: Record<string, Check
 export function resolveOptions(options: PoolOptions = {}): ResolvedOptions {
   checkObject('', options, RULES);
   if (options.restart !== undefined) checkObject('restart', options.restart, RESTART_RULES);
+  if (options.restart?.root !== undefined) checkObject('restart.root', options.restart.root, ROOT_RESTART_RULES);
   if (options.recycle !== undefined) checkObject('recycle', options.recycle, RECYCLE_RULES);
   // A lazy pool serves its first caller only by letting it wait for a worker to start.
   if (options.lazy === true && options.maxQueue === 0) {
@@ -237,7 +249,7 @@ export function resolveOptions(options: PoolOptions = {}): ResolvedOptions {
   return {
     ...base,
     ...defined,
-    restart: { ...base.restart, ...stripUndefined(options.restart) },
+    restart: { ...base.restart, ...stripUndefined(options.restart), root: { ...base.restart.root, ...stripUndefined(options.restart?.root) } },
     recycle: { ...base.recycle, ...stripUndefined(options.recycle) },
     handlers: [...(options.handlers ?? base.handlers)],
     env: { ...(options.env ?? {}) },

@@ -15,6 +15,8 @@ export interface PoolEvents {
   session_end: { sessionId: string; reason: 'ended' | 'expired'; workers: number };
   worker_log: { workerId: string; pid: number | null; line: string };
   escalation: { supervisorId: string; error: Error };
+  /** The worker tier exceeded its restart intensity and the root restarted it with fresh workers. */
+  tier_restarted: { restarts: number; error: Error };
   listener_error: { event: string; error: unknown };
 }
 

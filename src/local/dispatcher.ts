@@ -8,7 +8,7 @@ import { isPinned, route, type Affinity, type Placement } from '../routing/route
 import type { Clock } from '../core/clock.js';
 import type { Request } from '../core/request.js';
 import type { SessionEntry, SessionPoolEvent } from '../../machines/sessionPool.js';
-import { AbortError, PoolSaturatedError, PoolTimeoutError, SessionWorkerLostError, type PyvisorError, type SessionWorkerLostReason } from '../errors.js';
+import { AbortError, PoolSaturatedError, PoolTimeoutError, SessionWorkerLostError, WorkerCrashedError, type PyvisorError, type SessionWorkerLostReason } from '../errors.js';
 import type { Counters } from './stats.js';
 import { WorkerHandle } from './workerHandle.js';
 
@@ -175,6 +175,11 @@ export class Dispatcher {
       // At once: the dead worker has no process any more, so routing cannot pick it again.
       this.dispatch(request);
       return;
+    }
+    if (error instanceof WorkerCrashedError && request.retried) {
+      // It killed a second worker: it is poison, and nothing retries it again.
+      const exit = { code: error.exitCode, signal: error.signal, stderrTail: error.stderrTail };
+      return this.finish(request, new WorkerCrashedError(error.workerId, error.pid, exit, undefined, { poison: true, cause: error.cause }));
     }
     this.finish(request, error);
   }

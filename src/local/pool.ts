@@ -61,7 +61,8 @@ export class Pool extends TelemetryEmitter implements Executor {
   private readonly clock: Clock;
   private readonly root: Actor<typeof poolSupervisorMachine>;
   private readonly sessionPool: AnyActorRef;
-  private readonly supervisor: AnyActorRef;
+  private supervisor: AnyActorRef;
+  private tierSubscription: Subscription | null = null;
   private readonly tracked = new Map<string, Tracked>();
   private readonly handles = new Map<string, WorkerHandle>();
   private readonly counters = new Counters();
@@ -69,6 +70,7 @@ export class Pool extends TelemetryEmitter implements Executor {
   private readonly handleHost: HandleHost;
   private readonly requestObservers = new Set<(event: RequestObservation) => void>();
   private nextRequest = 1;
+  private isReady = false;
   private closed = false;
   private stopRequested = false;
   private escalation: SupervisorEscalationError | null = null;
@@ -166,6 +168,8 @@ export class Pool extends TelemetryEmitter implements Executor {
         sessionPool: sessionPoolInput as unknown as Record<string, unknown>,
         workers: supervisorInput as unknown as Record<string, unknown>,
         monitor: { intervalMs: monitorInterval(options) },
+        maxRestarts: options.restart.root.maxRestarts,
+        periodMs: options.restart.root.maxSeconds * 1000,
       },
       clock: this.clock as never,
       // Absent unless asked for: with no observer XState skips building inspection events.
@@ -187,10 +191,32 @@ export class Pool extends TelemetryEmitter implements Executor {
     this.sessionPool = sessionPool;
     this.supervisor = supervisor;
     this.wireSessionPool();
-    this.supervisor.subscribe((snapshot: { context: SupervisorContext }) => this.syncWorkers(snapshot.context));
+    this.followTier(supervisor);
     this.root.on('tick', () => this.onTick());
+    this.root.on('tier_restarted', (e: { failure: unknown; restarts: number }) => {
+      const tier = this.root.getSnapshot().children.workers as AnyActorRef | undefined;
+      if (tier && tier !== this.supervisor) this.followTier(tier);
+      this.emit('tier_restarted', { restarts: e.restarts, error: fromWire(e.failure as never) });
+    });
+    this.root.on('closed', (e: { escalation: unknown }) => {
+      if (!e.escalation || this.escalation) return;
+      // The root gave up: the interpreter or the handlers cannot start workers any more.
+      this.escalation = fromWire(e.escalation as never) as SupervisorEscalationError;
+      this.emit('escalation', { supervisorId: 'pool', error: this.escalation });
+      this.close(this.escalation);
+    });
     this.root.start();
     this.syncWorkers((this.supervisor.getSnapshot() as { context: SupervisorContext }).context);
+  }
+
+  /** Follow the worker tier's child list (a restarted tier is a new actor with fresh workers). */
+  private followTier(tier: AnyActorRef): void {
+    this.tierSubscription?.unsubscribe();
+    this.supervisor = tier;
+    this.tierSubscription = tier.subscribe((snapshot: { context: SupervisorContext }) => {
+      if (tier === this.supervisor) this.syncWorkers(snapshot.context);
+    });
+    if (this.root.getSnapshot().status === 'active') this.syncWorkers((tier.getSnapshot() as { context: SupervisorContext }).context);
   }
 
   /** Receive every XState inspection event of the pool's actors (what the inspector page streams). */
@@ -215,7 +241,10 @@ export class Pool extends TelemetryEmitter implements Executor {
   }
 
   private checkReady(): void {
-    if (this.initialWorkers.every((id) => this.handles.get(id)?.everHealthy)) this.readyGate.resolve();
+    if (this.isReady || !this.initialWorkers.every((id) => this.handles.get(id)?.everHealthy)) return;
+    this.isReady = true;
+    this.readyGate.resolve();
+    this.root.send({ type: 'WORKERS_UP' });
   }
 
   // ---- public API -------------------------------------------------------------------------
@@ -413,11 +442,8 @@ export class Pool extends TelemetryEmitter implements Executor {
 
   /** Follow the supervisor's child list: listen to new workers, forget removed ones. */
   private syncWorkers(context: SupervisorContext): void {
-    if (context.escalation && !this.escalation) {
-      this.escalation = fromWire(context.escalation as never) as SupervisorEscalationError;
-      this.emit('escalation', { supervisorId: context.id, error: this.escalation });
-      this.close(this.escalation);
-    }
+    // A tier that escalated is draining: the root restarts it (or gives up, and says so).
+    if (context.escalation) return;
     this.checkReady();
     const present = new Set<string>();
     for (const child of context.children) {
@@ -443,6 +469,7 @@ export class Pool extends TelemetryEmitter implements Executor {
   }
 
   private track(id: string, ref: AnyActorRef): void {
+    this.tracked.get(id)?.subscription.unsubscribe();
     const handle = this.handles.get(id) ?? this.adopt(id);
     handle.bind(ref);
     const tracked: Tracked = { handle, ref, subscription: null as unknown as Subscription, up: false };

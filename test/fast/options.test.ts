@@ -67,7 +67,7 @@ test('defaults: the documented values, plus the documented extras', () => {
         affinity: 'prefer',
         python: 'python3',
         handlers: [],
-        restart: { strategy: 'one_for_one', maxRestarts: 3, maxSeconds: 5 },
+        restart: { strategy: 'one_for_one', maxRestarts: 3, maxSeconds: 5, root: { maxRestarts: 3, maxSeconds: 30 } },
         shutdownTimeout: 5000,
         recycle: { maxRequests: 0, maxRssMb: 0, maxAgeMs: 0 },
         inspect: undefined,
@@ -91,7 +91,7 @@ test('given values override defaults; nested objects merge key by key; undefined
   assert.is(o.poolSize, 3);
   assert.is(o.affinity, 'strict');
   assert.is(o.checkoutTimeout, 5000);
-  assert.equal(o.restart, { strategy: 'one_for_one', maxRestarts: 10, maxSeconds: 5 });
+  assert.equal(o.restart, { strategy: 'one_for_one', maxRestarts: 10, maxSeconds: 5, root: { maxRestarts: 3, maxSeconds: 30 } });
   assert.equal(o.recycle, { maxRequests: 0, maxRssMb: 0, maxAgeMs: 60_000 });
 });
 

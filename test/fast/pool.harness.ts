@@ -22,6 +22,7 @@ export const EVENT_NAMES = [
   'session_end',
   'worker_log',
   'escalation',
+  'tier_restarted',
   'listener_error',
 ] as const;
 

@@ -202,12 +202,25 @@ test('idempotent: a request whose worker crashes is retried once on another work
   await h.finish();
 });
 
-test('idempotent: retried only once; the second crash reaches the caller', async () => {
+test('a request that is not idempotent and crashes its worker: WorkerCrashedError, not poison, the worker replaced in place', async () => {
+  const h = setup();
+  await h.pool.whenReady();
+  const dying = h.run('die');
+  await flush();
+  assert.instance(dying.error, WorkerCrashedError);
+  assert.is((dying.error as WorkerCrashedError).poison, false);
+  expectStats(h, { totalCommands: 1, totalErrors: 1, restarts: 1 });
+  await h.finish();
+});
+
+test('idempotent: retried only once; the second crash reaches the caller as poison', async () => {
   const h = setup();
   await h.pool.whenReady();
   const dying = h.run('die', null, { idempotent: true });
   await flush();
   assert.instance(dying.error, WorkerCrashedError);
+  assert.is((dying.error as WorkerCrashedError).poison, true, 'it killed two workers: poison, not retried again');
+  assert.match(dying.error!.message, /poison/);
   assert.equal(h.of('checkout').map((e) => e.workerId), ['worker_1', 'worker_2']);
   expectStats(h, { totalCommands: 2, totalErrors: 2, restarts: 2 });
   await h.finish();

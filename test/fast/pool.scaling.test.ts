@@ -381,24 +381,43 @@ test('recycle.maxAgeMs with health checks off: still checked, every 30 s, and no
 
 // ---- escalation and stop ------------------------------------------------------------------
 
-test('escalation: restart intensity exceeded → waiting and in-flight callers get SupervisorEscalationError, the pool closes', async () => {
-  const h = setup({ poolSize: 2, restart: { maxRestarts: 0, maxSeconds: 5 }, shutdownTimeout: 100 });
+test('nested supervision: the worker tier exceeds its intensity → the root restarts it; waiting callers are served, the pool stays open', async () => {
+  const h = setup({ poolSize: 2, restart: { maxRestarts: 0, maxSeconds: 5 }, shutdownTimeout: 500 });
+  await h.pool.whenReady();
+  const running = h.run('slow250'); // worker_1; its process finishes it while the tier drains (SIGTERM)
+  await flush();
+  h.sim.kill('worker_2'); // idle: the worker's own death, counted — and over the budget of 0
+  const waiting = [h.run('echo', 1), h.run('echo', 2, { sessionId: 's' })];
+  await h.advance(300);
+  assert.is(h.of('tier_restarted').length, 1);
+  assert.match((h.of('tier_restarted')[0]!.error as Error).message, /killed by SIGKILL/, 'the tier restart says why');
+  assert.equal(h.of('escalation'), [], 'the root did not give up');
+  assert.ok(running.ok, 'the running command finished: the draining tier let it (SIGTERM, not SIGKILL)');
+  for (const w of waiting) assert.ok(w.ok, `served after the tier restart (${w.error?.message})`);
+  assert.not.ok(h.pool.isClosed);
+  const later = h.run('echo', 3);
+  await flush();
+  assert.is(later.value, 3);
+  await h.finish();
+});
+
+test('root escalation: when the root’s own budget is spent the pool closes; waiting callers get SupervisorEscalationError, later ones PoolClosedError', async () => {
+  const h = setup({ poolSize: 2, restart: { maxRestarts: 0, maxSeconds: 5, root: { maxRestarts: 0, maxSeconds: 30 } }, shutdownTimeout: 100 });
   await h.pool.whenReady();
   const inflight = h.run('hang'); // worker_1
-  const dying = h.run('slow250'); // worker_2, killed below
-  const waiting = [h.run('echo', 1), h.run('echo', 2, { sessionId: 's' })];
   await flush();
   h.sim.kill('worker_2');
-  await flush();
-  assert.instance(dying.error, WorkerCrashedError, 'the caller under the crash hears of the crash itself');
-  assert.instance(inflight.error, SupervisorEscalationError);
-  assert.is(inflight.error!.code, 'ESCALATED');
+  const waiting = [h.run('echo', 1), h.run('echo', 2, { sessionId: 's' })];
+  await h.advance(99);
+  assert.is(waiting.filter((w) => w.settled).length, 0, 'they wait while the tier drains (worker_1 has 100 ms to stop)');
+  await h.advance(1);
   for (const w of waiting) assert.instance(w.error, SupervisorEscalationError);
   const escalations = h.of('escalation');
   assert.is(escalations.length, 1);
-  assert.is(escalations[0]!.supervisorId, 'workers');
+  assert.is(escalations[0]!.supervisorId, 'pool');
   assert.instance(escalations[0]!.error, SupervisorEscalationError);
-  await h.advance(100); // worker_1's hung command outlives the shutdown timeout
+  assert.match((escalations[0]!.error as Error).message, /^Worker worker_2 \(pid \d+\) killed by SIGKILL/, 'the message leads with the root cause');
+  assert.ok(inflight.settled, "worker_1's hung command did not outlive the shutdown timeout");
   assert.equal(h.sim.alive(), [], 'every worker stopped');
   const later = h.run('echo');
   await flush();
@@ -417,9 +436,12 @@ test('escalation at start: workers that cannot start make whenReady reject, and 
   );
   let error: unknown;
   void h.pool.whenReady().catch((e) => (error = e));
-  await h.advance(100);
+  await h.advance(1000);
   assert.instance(error, SupervisorEscalationError);
-  assert.match(String((error as Error & { cause?: Error }).cause?.message), 'ImportError');
+  // The first line a newcomer reads names the Python error.
+  assert.match((error as Error).message.split('\n')[0]!, /^Worker worker_\d could not start with interpreter "sim": exited with code 2 during start: ImportError: no module named x/);
+  // The pool never came up: a configuration that cannot start workers; the root does not retry it.
+  assert.is(h.of('tier_restarted').length, 0);
   assert.equal(h.sim.alive(), []);
   assert.is(h.of('escalation').length, 1);
   const later = h.run('echo');

@@ -97,14 +97,19 @@ test('session_end: reason ended (endSession) or expired (TTL), with the number o
   await h.finish();
 });
 
-test('escalation: emitted once with the supervisor id and the error', async () => {
-  const h = setup({ poolSize: 1, restart: { maxRestarts: 0, maxSeconds: 1 } });
+test('tier_restarted, then escalation: each emitted once with its error', async () => {
+  const h = setup({ poolSize: 1, restart: { maxRestarts: 0, maxSeconds: 1, root: { maxRestarts: 1, maxSeconds: 60 } } });
   await h.pool.whenReady();
   h.sim.kill('worker_1');
-  await flush();
+  await h.advance(10);
+  assert.equal(h.of('tier_restarted').map((e) => e.restarts), [1]);
+  assert.instance(h.of('tier_restarted')[0]!.error, SupervisorEscalationError);
+  assert.equal(h.of('escalation'), []);
+  h.sim.kill('worker_1');
+  await h.advance(10);
   const [e] = h.of('escalation');
   assert.is(h.of('escalation').length, 1);
-  assert.is(e!.supervisorId, 'workers');
+  assert.is(e!.supervisorId, 'pool');
   assert.instance(e!.error, SupervisorEscalationError);
   await h.finish();
 });

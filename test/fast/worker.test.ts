@@ -398,26 +398,38 @@ test('request timeout → REPLACE timeout: RequestTimeoutError at the deadline, 
   await stopAll(h);
 });
 
-test('crash under a request: workerLost with WorkerCrashedError (exit code, signal, stderr); CHILD.EXITED, restarted and counted', async () => {
+test('crash under a request (the crash barrier): WorkerCrashedError (exit code, signal, stderr); replaced in place, never reported to the supervisor', async () => {
   const h = setup();
   const dying = h.run('die');
   const crash = dying.error as WorkerCrashedError;
   assert.instance(crash, WorkerCrashedError);
   assert.equal([crash.exitCode, crash.signal, crash.stderrTail], [1, null, ['simulated crash in die']]);
   assert.equal(h.take().slice(0, 2), ['lost #1 WORKER_CRASHED', 'finish #1 WORKER_CRASHED'], 'the owner decides about a retry');
-  assert.equal(h.reported(), ['CHILD.STARTED', 'CHILD.EXITED', 'CHILD.STARTED']);
-  assert.equal((h.reports[1] as { reason: unknown }).reason, { abnormal: 'exit code 1' });
-  assert.is(h.restarts(), 1);
-  assert.equal(h.states.slice(-3), ['unhealthy', 'restarting', 'healthy']);
+  assert.equal(h.reported(), ['CHILD.STARTED'], 'a request that kills its worker is bad input, not the worker failing');
+  assert.is(h.restarts(), 0, 'not counted against restart intensity');
+  // The first crash of a streak has no cooldown: the machine passes through it in the same step.
+  assert.equal(h.states.slice(-2), ['restarting', 'healthy']);
 
   const hung = h.run('hang');
   h.sim.kill('w1', 'SIGKILL');
   const killed = hung.error as WorkerCrashedError;
   assert.is(killed.signal, 'SIGKILL');
   assert.match(killed.message, /killed by SIGKILL/);
-  assert.equal((h.reports[3] as { reason: unknown }).reason, { abnormal: 'SIGKILL' });
-  assert.is(h.restarts(), 2);
+  assert.equal(h.reported(), ['CHILD.STARTED'], 'a kill under a request is not counted either');
+  // The second crash within a second of the first process: a 25 ms cooldown before the next.
+  assert.is(h.states[h.states.length - 1], 'cooldown');
+  await h.advance(24);
+  assert.is(h.states[h.states.length - 1], 'cooldown');
+  await h.advance(1);
+  assert.is(h.states[h.states.length - 1], 'healthy');
+  assert.is(h.restarts(), 0);
   assert.is(h.handle.free, true);
+
+  // Killed while idle: the worker's own death, reported and counted by the supervisor.
+  h.sim.kill('w1', 'SIGKILL');
+  assert.equal(h.reported(), ['CHILD.STARTED', 'CHILD.EXITED', 'CHILD.STARTED']);
+  assert.equal((h.reports[1] as { reason: unknown }).reason, { abnormal: 'SIGKILL' });
+  assert.is(h.restarts(), 1);
   await stopAll(h);
 });
 
