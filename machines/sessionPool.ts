@@ -7,7 +7,8 @@
  *
  *   DEMAND           requests are waiting that no worker can take (growth)
  *   SESSION_SEEN     the first request of a new session
- *   SESSION_PLACED   a session ran on a worker it was not on before (or is new)
+ *   SESSION_PLACED   a session ran on a worker it was not on before ('prefer', 'strict')
+ *   SESSION_HELD     a worker now holds, or no longer holds, a session's state ('auto')
  *   WORKER_UP/DOWN/REMOVED/START_FAILED   membership, from the supervisor's children
  *   *_IDLE_FOR       the answer to this machine's own idle checks (TTL, overflow retirement)
  *
@@ -28,8 +29,10 @@ export interface Slot {
 }
 
 export interface SessionEntry {
-  /** The worker that served the session last: where affinity sends it. */
+  /** Where affinity sends it: the worker that served it last ('prefer', 'strict') or that holds its state ('auto'). */
   home: string | null;
+  /** Its home's process holds state for it (the worker said so in a reply). */
+  held: boolean;
   /** Every worker whose process may hold state of this session (what endSession must clean). */
   workers: string[];
   /** Set when the session's home went away: its Python state there is gone. */
@@ -39,7 +42,7 @@ export interface SessionEntry {
 export interface SessionPoolInput {
   poolSize: number;
   maxOverflow: number;
-  /** Pinned sessions keep an overflow worker from being retired under 'strict'. */
+  /** Pinned sessions keep an overflow worker from being retired under 'strict' (and under 'auto', those whose state it holds). */
   affinity: string;
   /** ms an overflow worker may sit idle before it is retired. */
   overflowIdle: number;
@@ -77,6 +80,8 @@ export type SessionPoolEvent =
   /** The first request of a session the registry does not know. */
   | { type: 'SESSION_SEEN'; sessionId: string }
   | { type: 'SESSION_PLACED'; sessionId: string; workerId: string }
+  /** A worker's reply said it now holds (or no longer holds) state for the session. */
+  | { type: 'SESSION_HELD'; sessionId: string; workerId: string; held: boolean }
   | { type: 'SESSION_LOSS_REPORTED'; sessionId: string }
   | { type: 'END_SESSION'; sessionId: string }
   | { type: 'SESSION_IDLE_FOR'; sessionId: string; idleMs: number }
@@ -99,7 +104,7 @@ export type SessionPoolEmitted =
   /** How long has this overflow worker been idle? Answer with WORKER_IDLE_FOR. */
   | { type: 'worker_idle_check'; workerId: string };
 
-const NEW_SESSION: SessionEntry = { home: null, workers: [], lost: null };
+const NEW_SESSION: SessionEntry = { home: null, held: false, workers: [], lost: null };
 
 function withSlot(slots: Slot[], id: string, patch: Partial<Slot>): Slot[] {
   return slots.map((s) => (s.id === id ? { ...s, ...patch } : s));
@@ -124,7 +129,7 @@ function loseWorker(sessions: Record<string, SessionEntry>, workerId: string, re
   for (const [id, s] of Object.entries(sessions)) {
     if (s.home !== workerId && !s.workers.includes(workerId)) continue;
     const workers = s.workers.filter((w) => w !== workerId);
-    sessions[id] = s.home === workerId ? { home: s.home, workers, lost: { workerId, reason } } : { ...s, workers };
+    sessions[id] = s.home === workerId ? { home: s.home, held: false, workers, lost: { workerId, reason } } : { ...s, workers };
   }
   return sessions;
 }
@@ -169,16 +174,28 @@ export const sessionPoolMachine = setup({
       const workers = prev?.workers ?? [];
       context.sessions[event.sessionId] = {
         home: event.workerId,
+        held: prev?.home === event.workerId ? prev.held : false,
         workers: workers.includes(event.workerId) ? workers : [...workers, event.workerId],
         lost: null,
       };
+      if (!prev && context.config.sessionTtl > 0) armSessionTtl(enqueue, event.sessionId, context.config.sessionTtl);
+    }),
+    hold: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'SESSION_HELD') return;
+      const prev = context.sessions[event.sessionId];
+      if (!prev && !event.held) return;
+      if (!prev) enqueue.emit({ type: 'session_start', sessionId: event.sessionId });
+      const workers = prev?.workers ?? [];
+      context.sessions[event.sessionId] = event.held
+        ? { home: event.workerId, held: true, workers: workers.includes(event.workerId) ? workers : [...workers, event.workerId], lost: null }
+        : { home: prev!.home === event.workerId ? null : prev!.home, held: prev!.home === event.workerId ? false : prev!.held, workers: workers.filter((w) => w !== event.workerId), lost: prev!.lost };
       if (!prev && context.config.sessionTtl > 0) armSessionTtl(enqueue, event.sessionId, context.config.sessionTtl);
     }),
     /** The loss has been reported: the session goes on unpinned, and its next request pins it afresh. */
     resetPin: ({ context, event }) => {
       if (event.type !== 'SESSION_LOSS_REPORTED') return;
       const session = context.sessions[event.sessionId];
-      if (session) context.sessions[event.sessionId] = { ...session, home: null, lost: null };
+      if (session) context.sessions[event.sessionId] = { ...session, home: null, held: false, lost: null };
     },
     endSession: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'END_SESSION') return;
@@ -238,7 +255,7 @@ export const sessionPoolMachine = setup({
       if (!slot || !slot.overflow || slot.state !== 'up') return;
       const idle = context.config.overflowIdle;
       // Under strict affinity a worker that still holds a pinned session is kept: retiring it would lose that session.
-      const pinned = context.config.affinity === 'strict' && Object.values(context.sessions).some((s) => s.home === slot.id);
+      const pinned = Object.values(context.sessions).some((s) => s.home === slot.id && (context.config.affinity === 'strict' || (context.config.affinity === 'auto' && s.held)));
       if (event.idleMs < idle || pinned) {
         armOverflowIdle(enqueue, slot.id, pinned ? idle : idle - event.idleMs);
         return;
@@ -268,6 +285,7 @@ export const sessionPoolMachine = setup({
     DEMAND: { actions: 'grow' },
     SESSION_SEEN: { actions: 'open' },
     SESSION_PLACED: { actions: 'place' },
+    SESSION_HELD: { actions: 'hold' },
     SESSION_LOSS_REPORTED: { actions: 'resetPin' },
     END_SESSION: { actions: 'endSession' },
     SESSION_TTL: { actions: 'checkSession' },

@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import { InvalidOptionError } from './errors.js';
-import type { Affinity } from './routing/route.js';
+import { AFFINITIES, type Affinity } from './routing/route.js';
 import type { Strategy } from '../machines/supervisor.js';
 
 export interface RestartOptions {
@@ -98,7 +98,7 @@ export function defaults(): ResolvedOptions {
     healthCheckInterval: 30_000,
     lazy: false,
     maxQueue: 1_000,
-    affinity: 'prefer',
+    affinity: 'auto',
     python: process.env.PYVISOR_PYTHON || 'python3',
     handlers: [],
     restart: { strategy: 'one_for_one', maxRestarts: 3, maxSeconds: 5, root: { maxRestarts: 3, maxSeconds: 30 } },
@@ -152,7 +152,7 @@ const RULES: Record<string, Check> = {
   healthCheckInterval: ms,
   lazy: bool,
   maxQueue: int(0),
-  affinity: oneOf('prefer', 'strict', 'none'),
+  affinity: oneOf(...AFFINITIES),
   python: nonEmptyString,
   handlers: stringArray,
   restart: any,
@@ -267,6 +267,7 @@ const EXECUTE_RULES: Record<string, Check> = {
   checkoutTimeout: positiveMs,
   signal: (v) => (v !== null && typeof v === 'object' && 'aborted' in v && typeof (v as AbortSignal).addEventListener === 'function' ? null : 'must be an AbortSignal'),
   idempotent: bool,
+  affinity: oneOf(...AFFINITIES),
 };
 
 export interface ExecuteOptions {
@@ -279,6 +280,8 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** Retry once on another worker if the worker crashes under the request. */
   idempotent?: boolean;
+  /** This call's affinity rule (default: the pool's `affinity`). */
+  affinity?: Affinity;
 }
 
 export function checkExecuteOptions(options: ExecuteOptions): void {

@@ -60,6 +60,7 @@ def cleanup_session(args, ctx):
         raise ValueError("cleanup_session: a session id is required "
                          "(args.session_id or the request's session)")
     d = w.sessions.pop(sid, None)
+    w.held.pop(sid, None)  # ended: the host forgets the session too
     existed = d is not None
     if d is None:
         d = {}

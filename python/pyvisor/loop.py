@@ -57,15 +57,17 @@ def invoke(worker, fn, args, ctx):
         worker.busy = False
     except BaseException as e:
         worker.busy = False
-        out.exception(ctx.request_id, e, skip_frames=1)  # drop this wrapper's frame
+        out.exception(ctx.request_id, e, skip_frames=1,  # drop this wrapper's frame
+                      held=worker.held_change(ctx.session_id))
         if isinstance(e, SystemExit):
             code = e.code
             worker.stop_code = code if isinstance(code, int) else (0 if code is None else 1)
         return
+    held = worker.held_change(ctx.session_id)
     try:
-        out.result(ctx.request_id, result)
+        out.result(ctx.request_id, result, held)
     except _codec.SerializationError as e:
-        out.error(ctx.request_id, "SerializationError", str(e))
+        out.error(ctx.request_id, "SerializationError", str(e), held=held)
 
 
 def _run_awaitable(aw):
@@ -110,6 +112,8 @@ class Worker(object):
         self.reader = framing.FrameReader(in_fd, self.max_frame_bytes)
         self.output = Output(out_fd, worker_id, self.codec, self.max_frame_bytes)
         self.sessions = {}
+        # Sessions the host was told this worker holds state for (see held_change).
+        self.held = {}
         self.anonymous_session = None
         self.requests = 0
         self.started = time.monotonic()
@@ -131,6 +135,26 @@ class Worker(object):
     def stop(self, code=EXIT_OK):
         """End the loop with ``code`` once the current request is replied to."""
         self.stop_code = code
+
+    def held_change(self, session_id):
+        """Whether this worker now holds state for ``session_id`` (a non-empty
+        session dict, where session-scoped registries such as DSPy programs
+        live too) — or None when that is what the host was last told. The host
+        pins a session to the worker holding its state (affinity 'auto')."""
+        if session_id is None:
+            return None
+        d = self.sessions.get(session_id)
+        now = bool(d)
+        if d is not None and not now:
+            # Touched but empty (a handler only looked): nothing to keep, nothing to clean later.
+            del self.sessions[session_id]
+        if self.held.get(session_id, False) is now:
+            return None
+        if now:
+            self.held[session_id] = True
+        else:
+            self.held.pop(session_id, None)
+        return now
 
     def session_dict(self, session_id, create=True):
         if session_id is None:

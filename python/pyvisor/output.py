@@ -93,9 +93,14 @@ class Output(object):
 
     # -- replies ------------------------------------------------------------
 
-    def result(self, rid, result):
-        """Write ``{id, ok: true, result}``. The wrapping map does not count
-        against the nesting limit; errors name paths from ``result``."""
+    def result(self, rid, result, held=None):
+        """Write ``{id, ok: true, result}`` (plus ``held`` when it is not None:
+        whether the worker now holds state for the request's session). The
+        wrapping map does not count against the nesting limit; errors name
+        paths from ``result``."""
+        if held is not None:
+            self.emit({"id": rid, "ok": True, "result": result, "held": held})
+            return
         parts = self._reply_frame(rid, result)
         n = -4
         for p in parts:
@@ -104,18 +109,22 @@ class Output(object):
             raise self._too_big(n)
         self.write(parts)
 
-    def error(self, rid, etype, message, traceback=""):
-        """Write ``{id, ok: false, error: {type, message, traceback}}``."""
+    def error(self, rid, etype, message, traceback="", held=None):
+        """Write ``{id, ok: false, error: {type, message, traceback}}`` (plus
+        ``held``, as for :meth:`result`)."""
         self.errors += 1
         err = {"type": etype, "message": message, "traceback": traceback}
+        reply = {"id": rid, "ok": False, "error": err}
+        if held is not None:
+            reply["held"] = held
         try:
-            self.emit({"id": rid, "ok": False, "error": err})
+            self.emit(reply)
         except _codec.SerializationError:
-            err = {"type": clean_str(str(etype)), "message": clean_str(str(message)),
-                   "traceback": clean_str(str(traceback))}
-            self.emit({"id": rid, "ok": False, "error": err})
+            reply["error"] = {"type": clean_str(str(etype)), "message": clean_str(str(message)),
+                              "traceback": clean_str(str(traceback))}
+            self.emit(reply)
 
-    def exception(self, rid, exc, skip_frames=0):
+    def exception(self, rid, exc, skip_frames=0, held=None):
         """Write the error reply for ``exc``: its class name, message and
         traceback (minus the first ``skip_frames`` frames: the worker's own)."""
         tb = exc.__traceback__
@@ -133,7 +142,7 @@ class Output(object):
         if not message:
             message = ("interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt)
                        else type(exc).__name__)
-        self.error(rid, type(exc).__name__, message, text)
+        self.error(rid, type(exc).__name__, message, text, held)
 
     # -- notices ------------------------------------------------------------
 

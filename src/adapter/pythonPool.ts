@@ -450,7 +450,8 @@ export class PythonPool extends EventEmitter<{ [K in keyof PythonPoolEvents]: (e
    */
   async call<T>(state: SessionState, command: string, args: Record<string, unknown>, opts?: ProgramCallOptions, programId = ''): Promise<{ result: T; attempts: number; reason: RestoreReason }> {
     const { exec, retryOnCrash } = callOptions(opts);
-    const send = () => this.pool.execute<T>(command, args, { ...exec, sessionId: state.id });
+    // 'prefer': every call carries what it needs to restore the program, so it may run anywhere.
+    const send = () => this.pool.execute<T>(command, args, { ...exec, sessionId: state.id, affinity: 'prefer' });
     try {
       return { result: await send(), attempts: 1, reason: 'program_missing' };
     } catch (error) {

@@ -33,9 +33,12 @@ export interface ProcessLink {
   attach(port: ProcessPort, generation: number): void;
   /** A frame id no other frame of this worker has had or will have (pings use them too). */
   nextId(): number;
-  /** A reply arrived. False: no request of the link has this id (a protocol violation). */
-  reply(id: number, ok: true, result: unknown): boolean;
-  reply(id: number, ok: false, error: PythonErrorInfo): boolean;
+  /**
+   * A reply arrived; `held` (when the worker says) is whether it now holds state for the
+   * request's session. False: no request of the link has this id (a protocol violation).
+   */
+  reply(id: number, ok: true, result: unknown, held?: boolean): boolean;
+  reply(id: number, ok: false, error: PythonErrorInfo, held?: boolean): boolean;
   /**
    * The process of `generation` is gone or condemned. Every request still on it is settled —
    * with `cause`, or when null (the pool took the process away) with the reason the owner set
@@ -48,7 +51,7 @@ export interface ProcessLink {
 export interface ProcessHooks {
   onSpawned(pid: number, python: string): void;
   onReady(pid: number, python: string, codec: string): void;
-  onReply(id: number, ok: boolean, value: unknown): void;
+  onReply(id: number, ok: boolean, value: unknown, held?: boolean): void;
   onProtocolError(error: PyvisorError): void;
   onExit(exit: ExitInfo, startError?: PyvisorError): void;
 }

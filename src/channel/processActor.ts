@@ -34,13 +34,13 @@ export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCom
     port = spawn(workerId, generation, {
       onSpawned: (pid, python) => send({ type: 'PROC.SPAWNED', pid, python }),
       onReady: (pid, python, codec) => send({ type: 'PROC.READY', pid, python, codec }),
-      onReply(id, ok, value) {
+      onReply(id, ok, value, held) {
         if (id === pingId) {
           pingId = null;
           send(ok ? { type: 'PROC.PONG', ok: true } : { type: 'PROC.PONG', ok: false, error: value as PythonErrorInfo });
           return;
         }
-        const mine = ok ? link?.reply(id, true, value) : link?.reply(id, false, value as PythonErrorInfo);
+        const mine = ok ? link?.reply(id, true, value, held) : link?.reply(id, false, value as PythonErrorInfo, held);
         if (!mine) condemn(new ProtocolError(`reply with id ${id}, which no request of worker ${workerId} is waiting for`));
       },
       onProtocolError: condemn,
@@ -118,7 +118,7 @@ export function spawnPython(config: PythonSpawnConfig): Spawner {
       { workerId, python: config.python, handlers: config.handlers, env: config.env, cwd: config.cwd, maxFrameBytes: config.maxFrameBytes },
       {
         onMessage(msg) {
-          if (msg.kind === 'reply') hooks.onReply(msg.id, msg.ok, msg.ok ? msg.result : msg.error);
+          if (msg.kind === 'reply') hooks.onReply(msg.id, msg.ok, msg.ok ? msg.result : msg.error, typeof msg.held === 'boolean' ? msg.held : undefined);
           else if (msg.kind === 'ready') hooks.onReady(msg.pid, msg.python, msg.codec);
           else if (msg.kind === 'log') config.onLog(workerId, proc.pid ?? null, `[${msg.level}] ${msg.message}`);
         },

@@ -25,6 +25,8 @@ export interface ReplyOk {
   id: number;
   ok: true;
   result: unknown;
+  /** Whether the worker now holds state for the request's session, when that changed. */
+  held?: boolean;
 }
 
 export interface ReplyError {
@@ -32,6 +34,7 @@ export interface ReplyError {
   id: number;
   ok: false;
   error: PythonErrorInfo;
+  held?: boolean;
 }
 
 export interface ReadyNotice {

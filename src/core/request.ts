@@ -1,3 +1,5 @@
+import type { Affinity } from '../routing/route.js';
+
 /**
  * One request, from execute() to its settlement. Its owner — the dispatcher while it waits,
  * the worker's handle while it runs — is the only code that settles it, and settle() makes a
@@ -14,6 +16,8 @@ export interface RequestSpec {
   /** ms it may wait for a worker. */
   checkoutTimeout: number;
   idempotent: boolean;
+  /** This call's affinity rule (null: the pool's). */
+  affinity: Affinity | null;
 }
 
 export class Request implements RequestSpec {
@@ -25,6 +29,7 @@ export class Request implements RequestSpec {
   readonly timeout: number;
   readonly checkoutTimeout: number;
   readonly idempotent: boolean;
+  readonly affinity: Affinity | null;
   /** When it (last) started waiting, and until when it may: absolute on the pool clock. */
   enqueuedAt = 0;
   checkoutDeadline = 0;
@@ -52,6 +57,7 @@ export class Request implements RequestSpec {
     this.timeout = spec.timeout;
     this.checkoutTimeout = spec.checkoutTimeout;
     this.idempotent = spec.idempotent;
+    this.affinity = spec.affinity;
     this.resolve = resolve;
     this.reject = reject;
   }

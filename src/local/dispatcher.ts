@@ -64,7 +64,7 @@ export class Dispatcher {
     const closed = this.host.closedError();
     if (closed) return this.finish(request, closed);
     const placement = this.placementOf(request);
-    const target = route(this.handles, this.host.affinity, placement, request.target);
+    const target = route(this.handles, request.affinity ?? this.host.affinity, placement, request.target);
     // Refused before it was accepted: a session it would have opened is not opened.
     if (target === 'wait' && this.queue.length >= this.host.maxQueue) return this.finish(request, new PoolSaturatedError(this.host.maxQueue));
     if (placement === undefined && request.sessionId !== null && request.target === null) this.host.tell({ type: 'SESSION_SEEN', sessionId: request.sessionId });
@@ -79,7 +79,9 @@ export class Dispatcher {
 
   private start(handle: WorkerHandle, request: Request, placement: SessionEntry | undefined): void {
     const sessionId = request.sessionId;
-    if (sessionId !== null && request.target === null && (placement === undefined || placement.home !== handle.id || !placement.workers.includes(handle.id))) {
+    // Under 'auto' a session's place is where its state is, which the worker's reply says.
+    const affinity = request.affinity ?? this.host.affinity;
+    if (sessionId !== null && request.target === null && affinity !== 'auto' && (placement === undefined || placement.home !== handle.id || !placement.workers.includes(handle.id))) {
       this.host.tell({ type: 'SESSION_PLACED', sessionId, workerId: handle.id });
     }
     request.startedAt = this.host.clock.now();
@@ -91,7 +93,7 @@ export class Dispatcher {
     const wait = Math.max(0, request.checkoutDeadline - this.host.clock.now());
     request.timer = this.host.clock.setTimeout(() => this.checkoutExpired(request), wait);
     this.queue.push(request);
-    if (!isPinned(this.host.affinity, placement, request.target)) this.demand();
+    if (!isPinned(request.affinity ?? this.host.affinity, placement, request.target)) this.demand();
   }
 
   /** Tell the session pool how many waiting requests any new worker could take (it decides on growth). */
@@ -99,7 +101,7 @@ export class Dispatcher {
     if (this.queue.length === 0) return;
     const sessions = this.host.sessions();
     let unserved = 0;
-    for (const r of this.queue) if (!isPinned(this.host.affinity, r.sessionId === null ? undefined : sessions[r.sessionId], r.target)) unserved++;
+    for (const r of this.queue) if (!isPinned(r.affinity ?? this.host.affinity, r.sessionId === null ? undefined : sessions[r.sessionId], r.target)) unserved++;
     if (unserved > 0) this.host.tell({ type: 'DEMAND', unserved });
   }
 
@@ -123,7 +125,7 @@ export class Dispatcher {
       while (i < this.queue.length) {
         const request = this.queue[i]!;
         const placement = this.placementOf(request);
-        const target = route(this.handles, this.host.affinity, placement, request.target);
+        const target = route(this.handles, request.affinity ?? this.host.affinity, placement, request.target);
         if (target === 'wait') {
           i++;
           continue;

@@ -100,6 +100,17 @@ export class Pool extends TelemetryEmitter implements Executor {
       timedOut: (handle, request) => {
         if (this.listenerCount('timeout')) this.emit('timeout', { kind: 'request', workerId: handle.id, sessionId: request.sessionId, command: request.cmd, timeoutMs: request.timeout });
       },
+      held: (handle, sessionId, held) => {
+        // A new holder, or one that let go: the pin counts follow what the registry will say.
+        const prev = this.sessionContext().sessions[sessionId];
+        if (held && prev?.held && prev.home !== null && prev.home !== handle.id) {
+          const old = this.handles.get(prev.home);
+          if (old && old.pinned > 0) old.pinned--;
+        }
+        if (held && !(prev?.held && prev.home === handle.id)) handle.pinned++;
+        if (!held && prev?.held && prev.home === handle.id && handle.pinned > 0) handle.pinned--;
+        this.sessionPool.send({ type: 'SESSION_HELD', sessionId, workerId: handle.id, held } satisfies SessionPoolEvent);
+      },
       restarted: (handle, oldPid, reason) => {
         this.counters.restarted(handle.id);
         this.emit('worker_restarted', { workerId: handle.id, oldPid, newPid: handle.pid, reason });
@@ -275,6 +286,7 @@ export class Pool extends TelemetryEmitter implements Executor {
           timeout: options.timeout ?? this.options.requestTimeout,
           checkoutTimeout: options.checkoutTimeout ?? this.options.checkoutTimeout,
           idempotent: options.idempotent ?? false,
+          affinity: options.affinity ?? null,
         },
         resolve,
         reject,

@@ -13,7 +13,7 @@ import { FAILED_STATES, ROUTABLE_STATES, UP_STATES } from '../../machines/worker
 import type { Candidate } from '../routing/route.js';
 import type { Clock } from '../core/clock.js';
 import type { Request } from '../core/request.js';
-import { AbortError, PoolClosedError, PythonError, RequestTimeoutError, WorkerCrashedError, type ExitInfo, type PyvisorError } from '../errors.js';
+import { AbortError, PoolClosedError, PythonError, RequestTimeoutError, WorkerCrashedError, fromWire, type ExitInfo, type PyvisorError } from '../errors.js';
 import type { ProcessLink, ProcessPort, PythonErrorInfo } from '../channel/link.js';
 
 /** What a handle needs from its pool. */
@@ -33,11 +33,19 @@ export interface HandleHost {
   freed(handle: WorkerHandle): void;
   /** A request ran past its deadline (telemetry). */
   timedOut(handle: WorkerHandle, request: Request): void;
+  /** The worker now holds (or no longer holds) state for `sessionId`. */
+  held(handle: WorkerHandle, sessionId: string, held: boolean): void;
   /** The worker came back healthy in a new process (telemetry, counters). */
   restarted(handle: WorkerHandle, oldPid: number | null, reason: 'restart' | 'recycle'): void;
 }
 
 type Pending = { type: 'RECYCLE' } | { type: 'REPLACE'; reason: ReplaceReason };
+
+/** A Python error reply as the error it is: a reply the worker could not encode is NOT_SERIALIZABLE, not the handler's fault. */
+function replyError(info: PythonErrorInfo, cmd: string): PyvisorError {
+  if (info.type === 'SerializationError') return fromWire({ code: 'NOT_SERIALIZABLE', message: info.message, fields: { path: 'result' } });
+  return new PythonError(info.type, info.message, info.traceback, cmd);
+}
 
 export class WorkerHandle implements ProcessLink, Candidate {
   readonly id: string;
@@ -49,6 +57,8 @@ export class WorkerHandle implements ProcessLink, Candidate {
   /** The worker machine's state, as last observed. */
   state = 'idle';
   pid: number | null = null;
+  /** Sessions whose state this worker's process holds (what first placement balances). */
+  pinned = 0;
   /** Leaving the pool (overflow retirement, removal): takes nothing new. */
   retiring = false;
   /** When the current process was attached, and when the handle last went idle (pool clock). */
@@ -129,14 +139,16 @@ export class WorkerHandle implements ProcessLink, Candidate {
     if (this.inflight.size === 1) this.scheduleLoad();
   }
 
-  reply(id: number, ok: true, result: unknown): boolean;
-  reply(id: number, ok: false, error: PythonErrorInfo): boolean;
-  reply(id: number, ok: boolean, value: unknown): boolean {
+  reply(id: number, ok: true, result: unknown, held?: boolean): boolean;
+  reply(id: number, ok: false, error: PythonErrorInfo, held?: boolean): boolean;
+  reply(id: number, ok: boolean, value: unknown, held?: boolean): boolean {
     const request = this.inflight.get(id);
     if (!request) return false;
     this.inflight.delete(id);
     this.clearInterrupt(id);
     this.processRequests++;
+    // Before the caller hears: its next request must already route to where its state is.
+    if (held !== undefined && request.sessionId !== null) this.host.held(this, request.sessionId, held);
     if (!request.settled) {
       if (ok) {
         this.consecutiveErrors = 0;
@@ -144,7 +156,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
       } else {
         const info = value as PythonErrorInfo;
         this.consecutiveErrors++;
-        this.host.finish(request, new PythonError(info.type, info.message, info.traceback, request.cmd));
+        this.host.finish(request, replyError(info, request.cmd));
       }
     }
     this.afterFrame();
@@ -228,6 +240,8 @@ export class WorkerHandle implements ProcessLink, Candidate {
 
   attach(port: ProcessPort, generation: number): void {
     this.port = port;
+    // A new process holds no session's state.
+    this.pinned = 0;
     this.generation = generation;
     this.pid = port.pid ?? null;
     this.startedAt = this.host.clock.now();

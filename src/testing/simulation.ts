@@ -96,6 +96,8 @@ export interface ReceivedRequest {
 
 interface Live extends FakeProcess {
   hooks: ProcessHooks;
+  /** Sessions the host was told this process holds state for. */
+  held: Set<string>;
   inflight: Map<number, { timer: number | null; cmd: string; interruptible?: boolean }>;
   /** SIGTERM arrived mid-command: exit once it is answered, as the real worker does. */
   exitAfterCurrent: boolean;
@@ -165,6 +167,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       const id = (args && args.session_id) ?? ctx.sessionId;
       const state = proc.sessions.get(id);
       proc.sessions.delete(id);
+      proc.held.delete(id);
       return { session_id: id, existed: !!state, freed_keys: state ? Object.keys(state).length : 0 };
     },
     get_stats: (_args, ctx) => {
@@ -203,7 +206,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
         result = spec.fn(args, { workerId: proc.workerId, pid: proc.pid, sessionId: session, session: sessionState, deadline });
       } catch (err) {
         const type = err instanceof SimPythonError ? err.pythonType : (err as Error).name ?? 'Exception';
-        proc.hooks.onReply(id, false, { type, message: (err as Error).message, traceback: `Traceback (simulated)\n${type}: ${(err as Error).message}` });
+        proc.hooks.onReply(id, false, { type, message: (err as Error).message, traceback: `Traceback (simulated)\n${type}: ${(err as Error).message}` }, heldChange(proc, session));
         return;
       }
       if (result === HANG || result === HANG_HARD) {
@@ -215,7 +218,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
         exitProcess(proc, { code, signal, stderrTail: [`simulated crash in ${cmd}`] }, true);
         return;
       }
-      proc.hooks.onReply(id, true, result);
+      proc.hooks.onReply(id, true, result, heldChange(proc, session));
       if (proc.exitAfterCurrent && proc.inflight.size === 0) exitProcess(proc, { code: 0, signal: null, stderrTail: [] }, true);
     };
     const latency = spec?.latencyMs ?? 0;
@@ -227,6 +230,16 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     proc.peakInflight = Math.max(proc.peakInflight, proc.inflight.size);
     for (const listener of requestListeners) listener({ pid: proc.pid, workerId: proc.workerId, id, cmd, args, session, deadline, at: clock.now() });
     if (latency === 0) deliver();
+  }
+
+  /** As the real worker reports it: whether it now holds state for the session, when that changed. */
+  function heldChange(proc: Live, session: string | null): boolean | undefined {
+    if (session === null) return undefined;
+    const now = Object.keys(proc.sessions.get(session) ?? {}).length > 0;
+    if (proc.held.has(session) === now) return undefined;
+    if (now) proc.held.add(session);
+    else proc.held.delete(session);
+    return now;
   }
 
   function signal(proc: Live, sig: 'SIGKILL' | 'SIGTERM' | 'SIGINT'): void {
@@ -267,6 +280,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       exitSeq: null,
       peakInflight: 0,
       hooks,
+      held: new Set(),
       inflight: new Map(),
       exitAfterCurrent: false,
     };

@@ -64,7 +64,7 @@ test('defaults: the documented values, plus the documented extras', () => {
         healthCheckInterval: 30_000,
         lazy: false,
         maxQueue: 1000,
-        affinity: 'prefer',
+        affinity: 'auto',
         python: 'python3',
         handlers: [],
         restart: { strategy: 'one_for_one', maxRestarts: 3, maxSeconds: 5, root: { maxRestarts: 3, maxSeconds: 30 } },

@@ -149,7 +149,7 @@ test("affinity 'none': sessions do not steer routing, but endSession still reach
 });
 
 test('endSession: cleanup_session on every worker that served the session; resolves with how many did', async () => {
-  const h = setup({ poolSize: 3 });
+  const h = setup({ poolSize: 3, affinity: 'prefer' });
   await h.pool.whenReady();
   await h.pool.execute('put', { key: 'k', value: 1 }, { sessionId: 's1' }); // worker_1
   const blockers = [h.run('slow', null, { sessionId: 's1' })]; // worker_1 busy
@@ -186,7 +186,7 @@ test('endSession: cleanup_session on every worker that served the session; resol
 });
 
 test('endSession of a session whose worker is busy waits for that worker, then cleans it', async () => {
-  const h = setup({ poolSize: 2 });
+  const h = setup({ poolSize: 2, affinity: 'prefer' });
   await h.pool.whenReady();
   const running = h.run('slow', null, { sessionId: 's1' }); // worker_1
   await flush();
@@ -204,7 +204,7 @@ test('endSession of a session whose worker is busy waits for that worker, then c
 });
 
 test('endSession does not count a worker whose process died since (its state died with it)', async () => {
-  const h = setup({ poolSize: 2 });
+  const h = setup({ poolSize: 2, affinity: 'prefer' });
   await h.pool.whenReady();
   const blocker = h.run('slow');
   await h.pool.execute('put', { key: 'k', value: 1 }, { sessionId: 's1' }); // worker_2
@@ -222,7 +222,7 @@ test('endSession does not count a worker whose process died since (its state die
 });
 
 test('endSession of a session that is still running: new requests of the same id start a new session', async () => {
-  const h = setup({ poolSize: 1 });
+  const h = setup({ poolSize: 1, affinity: 'prefer' });
   await h.pool.whenReady();
   await h.pool.execute('put', { key: 'k', value: 'old' }, { sessionId: 's1' });
   assert.is(await h.pool.endSession('s1'), 1);
@@ -258,7 +258,7 @@ test('session TTL: an idle session expires, cleanup_session reaches every worker
 });
 
 test('session TTL counts from the last use, and never expires a session while a request of it runs', async () => {
-  const h = setup({ poolSize: 1, sessionTtl: 200 });
+  const h = setup({ poolSize: 1, sessionTtl: 200, affinity: 'prefer' });
   await h.pool.whenReady();
   await h.pool.execute('echo', null, { sessionId: 's1' });
   await h.advance(150);
@@ -312,7 +312,7 @@ test('a session whose only request never ran is not kept forever', async () => {
 });
 
 test('sessionTtl: 0 keeps sessions until endSession', async () => {
-  const h = setup({ poolSize: 1, sessionTtl: 0 });
+  const h = setup({ poolSize: 1, sessionTtl: 0, affinity: 'prefer' });
   await h.pool.whenReady();
   await h.pool.execute('echo', null, { sessionId: 's1' });
   await h.advance(10 * 60 * 60 * 1000);
@@ -322,7 +322,7 @@ test('sessionTtl: 0 keeps sessions until endSession', async () => {
 });
 
 test('endSession on a stopped pool is PoolClosedError; a bad id is an InvalidOptionError', async () => {
-  const h = setup({ poolSize: 1 });
+  const h = setup({ poolSize: 1, affinity: 'prefer' });
   await h.pool.whenReady();
   await h.pool.endSession('' as string).then(
     () => assert.unreachable(),

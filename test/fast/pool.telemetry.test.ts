@@ -83,7 +83,7 @@ test('worker_restarted and worker_state follow a crash and the restart', async (
 });
 
 test('session_end: reason ended (endSession) or expired (TTL), with the number of workers cleaned', async () => {
-  const h = setup({ poolSize: 1, sessionTtl: 100 });
+  const h = setup({ poolSize: 1, sessionTtl: 100, affinity: 'prefer' });
   await h.pool.whenReady();
   await h.pool.execute('echo', null, { sessionId: 'a' });
   await h.pool.execute('echo', null, { sessionId: 'b' });
@@ -243,7 +243,7 @@ test('latencyMs: p50 and p99 of the run times', async () => {
 });
 
 test('workers(): id, state, pid, requests, errors, restarts, sessions of every worker', async () => {
-  const h = setup({ poolSize: 2 });
+  const h = setup({ poolSize: 2, affinity: 'prefer' });
   await h.pool.whenReady();
   await h.pool.execute('echo', null, { sessionId: 'a' }); // worker_1
   await h.pool.execute('raise', null, { sessionId: 'b' }).catch(() => {}); // worker_1

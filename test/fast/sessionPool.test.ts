@@ -190,9 +190,9 @@ test("WORKER_DOWN: the sessions homed on the worker lose their pin with the reas
   h.served('other', 'worker_2');
   h.send({ type: 'WORKER_DOWN', workerId: 'worker_1', reason: 'timeout' });
   assert.equal(h.slots(), ['worker_1:down', 'worker_2:up']);
-  assert.equal(h.session('home1'), { home: 'worker_1', workers: ['worker_2'], lost: { workerId: 'worker_1', reason: 'timeout' } });
-  assert.equal(h.session('home2'), { home: 'worker_2', workers: ['worker_2'], lost: null }, 'its state on worker_1 is gone, its pin is not');
-  assert.equal(h.session('other'), { home: 'worker_2', workers: ['worker_2'], lost: null });
+  assert.equal(h.session('home1'), { home: 'worker_1', held: false, workers: ['worker_2'], lost: { workerId: 'worker_1', reason: 'timeout' } });
+  assert.equal(h.session('home2'), { home: 'worker_2', held: false, workers: ['worker_2'], lost: null }, 'its state on worker_1 is gone, its pin is not');
+  assert.equal(h.session('other'), { home: 'worker_2', held: false, workers: ['worker_2'], lost: null });
 });
 
 test('WORKER_DOWN: a starting worker stays starting; a retiring or unknown one is ignored', () => {
@@ -213,7 +213,7 @@ test('WORKER_DOWN: a starting worker stays starting; a retiring or unknown one i
   assert.equal(h.slots(), ['worker_1:up', 'overflow_1+:retiring'], 'retiring stays retiring until it is removed');
   assert.equal(h.session('s')!.lost, null, 'its stop is not a loss yet: the removal says so');
   h.send({ type: 'WORKER_REMOVED', workerId: 'overflow_1' });
-  assert.equal(h.session('s'), { home: 'overflow_1', workers: [], lost: { workerId: 'overflow_1', reason: 'removed' } });
+  assert.equal(h.session('s'), { home: 'overflow_1', held: false, workers: [], lost: { workerId: 'overflow_1', reason: 'removed' } });
 });
 
 test("WORKER_REMOVED: the slot is gone, and every session's state in it, with reason 'removed'", () => {
@@ -226,8 +226,8 @@ test("WORKER_REMOVED: the slot is gone, and every session's state in it, with re
   h.take();
   h.send({ type: 'WORKER_REMOVED', workerId: 'overflow_1' });
   assert.equal(h.slots(), ['worker_1:up']);
-  assert.equal(h.session('pinned'), { home: 'overflow_1', workers: ['worker_1'], lost: { workerId: 'overflow_1', reason: 'removed' } });
-  assert.equal(h.session('visited'), { home: 'worker_1', workers: ['worker_1'], lost: null });
+  assert.equal(h.session('pinned'), { home: 'overflow_1', held: false, workers: ['worker_1'], lost: { workerId: 'overflow_1', reason: 'removed' } });
+  assert.equal(h.session('visited'), { home: 'worker_1', held: false, workers: ['worker_1'], lost: null });
   assert.equal(h.demand(1), ['start overflow_2 (overflow)'], 'its room is free again');
 });
 
@@ -247,18 +247,18 @@ test('SESSION_SEEN: a new session is announced once and registered unplaced', ()
   h.send({ type: 'SESSION_SEEN', sessionId: 's' });
   h.send({ type: 'SESSION_SEEN', sessionId: 's' });
   assert.equal(h.take(), ['session_start s']);
-  assert.equal(h.session('s'), { home: null, workers: [], lost: null });
+  assert.equal(h.session('s'), { home: null, held: false, workers: [], lost: null });
 });
 
 test('SESSION_PLACED: the worker becomes its home and is remembered once; a lost pin is cleared', () => {
   const h = harness({ initialWorkers: ['worker_1', 'worker_2'] });
   h.up('worker_1', 'worker_2');
   h.served('s', 'worker_1', 'worker_2', 'worker_1');
-  assert.equal(h.session('s'), { home: 'worker_1', workers: ['worker_1', 'worker_2'], lost: null });
+  assert.equal(h.session('s'), { home: 'worker_1', held: false, workers: ['worker_1', 'worker_2'], lost: null });
   h.send({ type: 'WORKER_DOWN', workerId: 'worker_1', reason: 'crashed' });
   assert.equal(h.session('s')!.lost, { workerId: 'worker_1', reason: 'crashed' });
   h.send({ type: 'SESSION_PLACED', sessionId: 's', workerId: 'worker_2' });
-  assert.equal(h.session('s'), { home: 'worker_2', workers: ['worker_2'], lost: null });
+  assert.equal(h.session('s'), { home: 'worker_2', held: false, workers: ['worker_2'], lost: null });
   assert.equal(h.take(), ['session_start s'], 'one announcement in all');
 });
 
@@ -267,7 +267,7 @@ test('SESSION_PLACED of a session the registry does not know (ended while its re
   h.up('worker_1');
   h.send({ type: 'SESSION_PLACED', sessionId: 's', workerId: 'worker_1' });
   assert.equal(h.take(), ['session_start s']);
-  assert.equal(h.session('s'), { home: 'worker_1', workers: ['worker_1'], lost: null });
+  assert.equal(h.session('s'), { home: 'worker_1', held: false, workers: ['worker_1'], lost: null });
   h.clock.increment(100);
   assert.equal(h.take(), ['idle? s'], 'its TTL clock runs too');
 });
@@ -278,7 +278,7 @@ test('SESSION_LOSS_REPORTED: the session goes on unpinned, keeping the workers t
   h.served('s', 'worker_2', 'worker_1');
   h.send({ type: 'WORKER_DOWN', workerId: 'worker_1', reason: 'crashed' });
   h.send({ type: 'SESSION_LOSS_REPORTED', sessionId: 's' });
-  assert.equal(h.session('s'), { home: null, workers: ['worker_2'], lost: null });
+  assert.equal(h.session('s'), { home: null, held: false, workers: ['worker_2'], lost: null });
   h.send({ type: 'SESSION_LOSS_REPORTED', sessionId: 'unknown' });
   assert.is(h.session('unknown'), undefined, 'not created by a report');
 });
@@ -478,7 +478,7 @@ test("overflow retirement under 'prefer': a session's state does not keep the wo
   h.send({ type: 'WORKER_IDLE_FOR', workerId: 'overflow_1', idleMs: 1000 });
   assert.equal(h.take(), ['idle? overflow_1', 'retire overflow_1']);
   h.send({ type: 'WORKER_REMOVED', workerId: 'overflow_1' });
-  assert.equal(h.session('s'), { home: 'overflow_1', workers: [], lost: { workerId: 'overflow_1', reason: 'removed' } });
+  assert.equal(h.session('s'), { home: 'overflow_1', held: false, workers: [], lost: { workerId: 'overflow_1', reason: 'removed' } });
 });
 
 // ---- guards -------------------------------------------------------------------------------
