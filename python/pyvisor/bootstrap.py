@@ -12,7 +12,7 @@ Startup, in this order:
    /dev/null, before any user code is imported, so ``print()``, C-level writes
    to fd 1 and child processes can never corrupt or steal the protocol;
 2. parse the command line (bad usage: exit 2);
-3. on Linux, ask to receive SIGTERM when the parent dies (best effort);
+3. on Linux, ask the kernel to SIGKILL this process when its parent dies (best effort);
 4. install the SIGTERM/SIGINT handlers;
 5. import the preloaded modules, then the handler files/modules (a failure
    prints the traceback to stderr and exits 3);
@@ -127,15 +127,17 @@ def load_handlers(spec):
 
 
 def _die_with_parent():
-    """Linux: get SIGTERM when the parent dies (best effort). False when the
-    parent is already gone."""
+    """Linux: the kernel SIGKILLs this worker when its parent dies, busy or not
+    (best effort). SIGKILL, not SIGTERM: SIGTERM means "finish the current
+    command", and a handler stuck in C code, or one that ignores SIGTERM, would
+    outlive its parent. False when the parent is already gone."""
     if not sys.platform.startswith("linux") or os.environ.get("PYVISOR_NO_PDEATHSIG"):
         return True
     try:
         import ctypes
         parent = os.getppid()
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:
             return False  # the parent died before the request took effect
     except Exception:

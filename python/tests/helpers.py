@@ -56,6 +56,28 @@ def wait_dead(pid, timeout=5.0):
     return not pid_alive(pid)
 
 
+def cpu_ticks(pid):
+    """utime + stime of ``pid`` in clock ticks (None when it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def wait_spinning(pid, timeout=5.0):
+    """True once ``pid`` has used CPU for a few ticks in a row: it is spinning."""
+    deadline = time.monotonic() + timeout
+    start = cpu_ticks(pid)
+    while time.monotonic() < deadline:
+        now = cpu_ticks(pid)
+        if start is not None and now is not None and now - start >= 5:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 #: ``script`` for the generic worker, ``python3 -m pyvisor`` (run it with ``cwd=PY_DIR``).
 GENERIC = ("-m", "pyvisor")
 

@@ -516,6 +516,34 @@ class TestLifecycle(WorkerTestCase):
             os.close(wfd)
             parent.stdout.close()
 
+    @unittest.skipUnless(sys.platform.startswith("linux"), "PR_SET_PDEATHSIG is Linux-only")
+    def test_dies_with_parent_while_spinning_with_sigterm_ignored(self):
+        # PDEATHSIG is SIGKILL: a handler that ignores SIGTERM and never returns
+        # dies with its parent all the same.
+        launcher = textwrap.dedent('''
+            import subprocess, sys, time, struct
+            sys.path.insert(0, %r)
+            from pyvisor import codec
+            p = subprocess.Popen([sys.executable, %r, "--mode", "pool-worker", "--worker-id", "spinner",
+                                  "--handlers", %r], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            hdr = p.stdout.read(4); p.stdout.read(struct.unpack(">I", hdr)[0])  # the ready notice
+            body = codec.CODEC.encode({"id": 1, "cmd": "spin", "args": None, "session": None})
+            p.stdin.write(struct.pack(">I", len(body)) + body); p.stdin.flush()
+            print(p.pid, flush=True)
+            time.sleep(60)
+        ''' % (helpers.PY_DIR, helpers.BRIDGE, helpers.ECHO_HANDLERS))
+        parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE)
+        self.track_pid(parent.pid)
+        try:
+            child_pid = int(parent.stdout.readline())
+            self.track_pid(child_pid)
+            self.assertTrue(helpers.wait_spinning(child_pid, 5), "the handler never started spinning")
+            parent.kill()
+            parent.wait(5)
+            self.assertTrue(wait_dead(child_pid, 2), "a spinning worker outlived its parent")
+        finally:
+            parent.stdout.close()
+
 
 if __name__ == "__main__":
     unittest.main()

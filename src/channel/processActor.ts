@@ -71,12 +71,21 @@ export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCom
   });
 }
 
-/** Registry of live processes: how `pool.stop()` knows that none is left. */
+/**
+ * Registry of live processes: how `pool.stop()` knows that none is left, and how none is left
+ * when the host exits without `stop()` (`process.exit()`): while any process is live, an
+ * `exit` listener SIGKILLs them all. (A host that is SIGKILLed itself runs nothing; there the
+ * worker's parent-death signal, SIGKILL too, does the same.)
+ */
 export class ProcessRegistry {
   private readonly live = new Map<WorkerProcess, Promise<void>>();
   private readonly exits = new Map<WorkerProcess, () => void>();
+  private readonly killAll = (): void => {
+    for (const proc of this.live.keys()) proc.signal('SIGKILL');
+  };
 
   add(proc: WorkerProcess): void {
+    if (this.live.size === 0) process.on('exit', this.killAll);
     this.live.set(proc, new Promise<void>((resolve) => this.exits.set(proc, resolve)));
   }
 
@@ -84,6 +93,7 @@ export class ProcessRegistry {
     this.exits.get(proc)?.();
     this.exits.delete(proc);
     this.live.delete(proc);
+    if (this.live.size === 0) process.off('exit', this.killAll);
   }
 
   /** pids of the processes that have not exited yet. */

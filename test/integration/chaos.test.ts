@@ -42,6 +42,15 @@ test('parent death: the Node parent of a pool of 4 is SIGKILLed — every worker
   assert.ok(r.exitMs.every((ms) => ms !== null && ms <= 2000), `exits after ${r.exitMs.join(', ')} ms`);
 });
 
+for (const ending of ['kill', 'exit'] as const) {
+  test(`parent death while every worker spins ignoring SIGTERM: the parent ${ending === 'kill' ? 'is SIGKILLed' : 'calls process.exit(0) without stop()'} — every worker gone within 2 s`, async () => {
+    const r = await parentDeath({ python: PYTHON, work: 'spin', ending, log });
+    assert.equal(r.violations, []);
+    assert.is(r.workers, 4);
+    assert.ok(r.exitMs.every((ms) => ms !== null && ms <= 2000), `exits after ${r.exitMs.join(', ')} ms`);
+  });
+}
+
 test('hostile worker: 3,000 fuzzed frames through the transport and 60 through the pool — one ProtocolError each, only that worker restarted, memory bounded', async () => {
   const r = await hostile({ streamCases: 3000, poolCases: 60, python: PYTHON, log });
   assert.equal(r.violations, []);
