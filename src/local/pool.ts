@@ -91,6 +91,8 @@ export class Pool extends TelemetryEmitter implements Executor {
       interruptGrace: options.interruptGrace,
       maxConsecutiveErrors: options.maxConsecutiveErrors,
       recycleAfter: options.recycle.maxRequests,
+      maxRssMb: options.recycle.maxRssMb,
+      rssMb: (pid) => seams.rssMb?.(pid) ?? null,
       get stopping() {
         return pool.stopRequested;
       },

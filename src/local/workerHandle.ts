@@ -23,6 +23,10 @@ export interface HandleHost {
   readonly maxConsecutiveErrors: number;
   /** Replace the process after this many requests (0: never). */
   readonly recycleAfter: number;
+  /** Replace the process once its resident memory exceeds this many MiB (0: never), checked after replies too. */
+  readonly maxRssMb: number;
+  /** Resident memory of a pid in MiB (null: unknown). */
+  rssMb(pid: number): number | null;
   /** The pool is stopping: what is cut short by it is POOL_CLOSED, not a crash. */
   readonly stopping: boolean;
   /** The one place a request is settled. */
@@ -38,6 +42,9 @@ export interface HandleHost {
   /** The worker came back healthy in a new process (telemetry, counters). */
   restarted(handle: WorkerHandle, oldPid: number | null, reason: 'restart' | 'recycle'): void;
 }
+
+/** How often, at most, a worker's memory is read after its replies. */
+export const RSS_CHECK_MS = 1_000;
 
 type Pending = { type: 'RECYCLE' } | { type: 'REPLACE'; reason: ReplaceReason };
 
@@ -80,6 +87,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
   /** What the sessions it served are told when this process goes: the reason the handle asked for, else a crash. */
   lossReason: 'timeout' | 'recycled' | 'crashed' = 'crashed';
   private loadScheduled = false;
+  private rssCheckedAt = -Infinity;
   private readonly interrupts = new Map<number, unknown>();
 
   constructor(id: string, overflow: boolean, host: HandleHost) {
@@ -199,6 +207,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
       // either way, in place, so that user errors can never escalate the pool.
       if (this.consecutiveErrors >= this.host.maxConsecutiveErrors) this.ask({ type: 'REPLACE', reason: 'errors' });
       else if (this.host.recycleAfter > 0 && this.processRequests >= this.host.recycleAfter) this.ask({ type: 'RECYCLE' });
+      else if (this.host.maxRssMb > 0 && this.idleSince - this.rssCheckedAt >= RSS_CHECK_MS) this.checkMemory();
     }
     if (this.pending && this.inflight.size === 0) {
       const event = this.pending;
@@ -216,6 +225,21 @@ export class WorkerHandle implements ProcessLink, Candidate {
     this.lossReason = event.type === 'RECYCLE' ? 'recycled' : event.reason === 'timeout' ? 'timeout' : 'crashed';
     if (event.type === 'REPLACE' || this.inflight.size === 0) this.ref?.send(event);
     else this.pending = event;
+  }
+
+  /**
+   * Memory, measured after a reply (so a worker that is never idle at a tick is seen too), at
+   * most every RSS_CHECK_MS per worker, and after the turn that delivered the reply: reading
+   * /proc costs tens of µs, which the request path does not pay.
+   */
+  private checkMemory(): void {
+    this.rssCheckedAt = this.idleSince;
+    setImmediate(() => {
+      const pid = this.pid;
+      if (pid === null || this.held || this.port === null) return;
+      const rss = this.host.rssMb(pid);
+      if (rss !== null && rss > this.host.maxRssMb) this.ask({ type: 'RECYCLE' });
+    });
   }
 
   /** The monitor's tick: recycle an old or fat idle worker, or ping it. Busy workers are never pinged. */

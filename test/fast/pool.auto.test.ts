@@ -101,4 +101,24 @@ test("per call: affinity 'prefer' overrides the pool's 'auto' (PythonPool restor
   await h.finish();
 });
 
+test('memory is checked after replies: a worker that is never idle at a tick is recycled after its current reply, and its sessions hear why', async () => {
+  const h = setup({ poolSize: 1, healthCheckInterval: 0, recycle: { maxRssMb: 100 } });
+  await h.pool.whenReady();
+  const pid = h.pid('worker_1');
+  assert.is(await h.pool.execute('put', { key: 'k', value: 1 }, { sessionId: 's' }), 'worker_1');
+  h.sim.setRssMb(pid, 616);
+  await h.advance(1000); // the per-worker check runs at most once a second
+  const busy = h.run('slow', null, { sessionId: 'other' });
+  await h.advance(100);
+  assert.ok(busy.ok, 'the current request is answered first');
+  await flush();
+  assert.is.not(h.pid('worker_1'), pid, 'replaced after its reply, without waiting for a monitor tick');
+  assert.equal(h.of('worker_restarted').map((e) => e.reason), ['recycle']);
+  const lost = h.run('get', { key: 'k' }, { sessionId: 's' });
+  await flush();
+  assert.instance(lost.error, SessionWorkerLostError);
+  assert.is((lost.error as SessionWorkerLostError).reason, 'recycled');
+  await h.finish();
+});
+
 test.run();

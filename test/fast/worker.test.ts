@@ -86,6 +86,8 @@ function setup(opts: Options = {}) {
     interruptGrace: opts.host?.interruptGrace ?? 1000,
     maxConsecutiveErrors: opts.host?.maxConsecutiveErrors ?? 10,
     recycleAfter: opts.host?.recycleAfter ?? 0,
+    maxRssMb: 0,
+    rssMb: () => null,
     stopping: false as boolean,
     // As the dispatcher does: the one place a request is settled; its timer goes with it.
     finish(request: Request, error: PyvisorError | undefined, value?: unknown) {

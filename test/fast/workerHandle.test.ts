@@ -46,6 +46,8 @@ function setup(overrides: Partial<{ interruptGrace: number; maxConsecutiveErrors
     interruptGrace: 100,
     maxConsecutiveErrors: 3,
     recycleAfter: 0,
+    maxRssMb: 0,
+    rssMb: () => null,
     stopping: false as boolean,
     ...overrides,
     finish(request: Request, error: PyvisorError | undefined, value?: unknown) {
