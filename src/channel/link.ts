@@ -42,9 +42,11 @@ export interface ProcessLink {
   /**
    * The process of `generation` is gone or condemned. Every request still on it is settled —
    * with `cause`, or when null (the pool took the process away) with the reason the owner set
-   * when it asked for that. Returns how many requests were in flight. Idempotent.
+   * when it asked for that. `innocent`: the process broke the protocol in a way that is not its
+   * running requests' doing (a stray reply), so they are dispatched again instead.
+   * Returns how many requests were in flight. Idempotent.
    */
-  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null): number;
+  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null, innocent?: boolean): number;
 }
 
 /** How a process comes into being: the real spawner (pipes, python3) or the simulation's. */

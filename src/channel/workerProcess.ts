@@ -303,7 +303,7 @@ export class WorkerProcess {
         return;
       }
       if (!this.inFlight.delete(id)) {
-        this.protocolError(new ProtocolError(`reply for request id ${id}, which is not in flight on worker ${this.workerId}`));
+        this.protocolError(strayReply(new ProtocolError(`reply for request id ${id}, which is not in flight on worker ${this.workerId}`)));
         return;
       }
       msg.kind = 'reply';
@@ -442,6 +442,19 @@ export class WorkerProcess {
     if (this.startError) info.startError = this.startError;
     this.handlers.onExit(info);
   }
+}
+
+/**
+ * Marks a protocol error as a reply nobody asked for (a duplicate, or an unknown id): the
+ * violation is the worker's, not the request it is running now, which is served elsewhere.
+ */
+export function strayReply<E extends Error>(error: E): E {
+  (error as { strayReply?: boolean }).strayReply = true;
+  return error;
+}
+
+export function isStrayReply(error: unknown): boolean {
+  return (error as { strayReply?: boolean } | null)?.strayReply === true;
 }
 
 function describeValue(v: unknown): string {

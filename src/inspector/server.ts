@@ -16,7 +16,7 @@
  * session state) are reduced to types, ids and command names unless `sanitize: false`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
@@ -143,11 +143,16 @@ function percentile(sorted: number[], q: number): number {
 
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
+/**
+ * Compares fixed-length digests: comparing the tokens themselves would return early on a
+ * length mismatch, and the time that takes tells an attacker the token's length.
+ */
 function tokenMatches(expected: Buffer, given: string | null): boolean {
   if (given === null) return false;
-  const g = Buffer.from(given, 'utf8');
-  return g.length === expected.length && timingSafeEqual(g, expected);
+  return timingSafeEqual(digest(Buffer.from(given, 'utf8')), digest(expected));
 }
+
+const digest = (value: Buffer): Buffer => createHash('sha256').update(value).digest();
 
 /**
  * Serve the live inspector page of `pool`. Resolves once listening, with the page's URL.

@@ -163,6 +163,16 @@ export class Dispatcher {
     this.handles.find((h) => h.id === request.workerId)?.abort(request, reason);
   }
 
+  /** Its worker was condemned for another's fault (a stray reply): the request is served elsewhere, uncounted. */
+  redispatch(request: Request): void {
+    this.clearTimer(request);
+    request.workerId = null;
+    const now = this.host.clock.now();
+    request.enqueuedAt = now;
+    request.checkoutDeadline = now + request.checkoutTimeout;
+    this.dispatch(request);
+  }
+
   /** The worker died under `request`: an idempotent request gets one more try elsewhere. */
   workerLost(request: Request, error: PyvisorError): void {
     if (error.code === 'WORKER_CRASHED' && request.idempotent && !request.retried && this.host.closedError() === null) {

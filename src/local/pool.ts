@@ -98,6 +98,7 @@ export class Pool extends TelemetryEmitter implements Executor {
       },
       finish: (request, error, value) => this.dispatcher.finish(request, error, value),
       workerLost: (request, error) => this.dispatcher.workerLost(request, error),
+      redispatch: (request) => this.dispatcher.redispatch(request),
       freed: () => this.dispatcher.serve(),
       timedOut: (handle, request) => {
         if (this.listenerCount('timeout')) this.emit('timeout', { kind: 'request', workerId: handle.id, sessionId: request.sessionId, command: request.cmd, timeoutMs: request.timeout });

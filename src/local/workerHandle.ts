@@ -31,6 +31,8 @@ export interface HandleHost {
   readonly stopping: boolean;
   /** The one place a request is settled. */
   finish(request: Request, error: PyvisorError | undefined, value?: unknown): void;
+  /** The worker was condemned for a fault that is not `request`'s: serve it elsewhere. */
+  redispatch(request: Request): void;
   /** The worker died under `request`: retry it or settle it. */
   workerLost(request: Request, error: PyvisorError): void;
   /** The handle can take a request again. */
@@ -277,7 +279,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
     return ++this.frames;
   }
 
-  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null): number {
+  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null, innocent = false): number {
     if (generation !== this.generation || this.port === null) return 0;
     const pid = this.port.pid;
     this.port = null;
@@ -289,6 +291,10 @@ export class WorkerHandle implements ProcessLink, Candidate {
     this.interrupts.clear();
     for (const request of requests) {
       if (request.settled) continue;
+      if (innocent && !this.host.stopping) {
+        this.host.redispatch(request);
+        continue;
+      }
       let error = cause ?? new WorkerCrashedError(this.id, pid, exit ?? { code: null, signal: 'SIGKILL', stderrTail: [] }, 'was stopped by its supervisor under the request');
       if (this.host.stopping) error = new PoolClosedError(`the pool stopped before "${request.cmd}" finished (${error.message})`);
       this.host.workerLost(request, error);

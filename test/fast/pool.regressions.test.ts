@@ -86,4 +86,19 @@ test('a request does not copy the session registry: its cost does not grow with 
   await h.finish();
 });
 
+test('a stray reply (a hostile handler wrote a duplicate raw reply) condemns its worker at the violation; the innocent request on it is served elsewhere', async () => {
+  const h = setup({ poolSize: 2 });
+  await h.pool.whenReady();
+  const innocent = h.run('slow', 'mine');
+  await flush();
+  const pid = h.pid('worker_1');
+  h.sim.strayReply('worker_1');
+  await h.advance(100);
+  assert.is(innocent.value, 'mine', 'served elsewhere, not failed with PROTOCOL_ERROR');
+  assert.equal(h.of('checkout').map((e) => e.workerId), ['worker_1', 'worker_2']);
+  await h.advance(10);
+  assert.is.not(h.pid('worker_1'), pid, 'the violator was replaced');
+  await h.finish();
+});
+
 test.run();

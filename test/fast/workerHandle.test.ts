@@ -56,6 +56,9 @@ function setup(overrides: Partial<{ interruptGrace: number; maxConsecutiveErrors
       log.push(`finish #${request.id} ${error ? error.code : `ok ${JSON.stringify(value)}`}`);
       request.settle(error, value);
     },
+    redispatch(request: Request) {
+      log.push(`redispatch #${request.id}`);
+    },
     workerLost(request: Request, error: PyvisorError) {
       log.push(`lost #${request.id} ${error.code}`);
       host.finish(request, error);
