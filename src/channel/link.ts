@@ -42,11 +42,12 @@ export interface ProcessLink {
   /**
    * The process of `generation` is gone or condemned. Every request still on it is settled —
    * with `cause`, or when null (the pool took the process away) with the reason the owner set
-   * when it asked for that. `innocent`: the process broke the protocol in a way that is not its
-   * running requests' doing (a stray reply), so they are dispatched again instead.
+   * when it asked for that. `strayId`: the violation was a reply to this id, which nobody is
+   * waiting for; when it repeats an earlier frame's answer the running requests are not its
+   * cause and are dispatched again instead.
    * Returns how many requests were in flight. Idempotent.
    */
-  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null, innocent?: boolean): number;
+  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null, strayId?: number): number;
 }
 
 /** How a process comes into being: the real spawner (pipes, python3) or the simulation's. */

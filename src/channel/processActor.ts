@@ -12,7 +12,7 @@ import { fromCallback, type CallbackActorLogic } from 'xstate';
 import type { ProcessActorInput, ProcessCommand, ProcessEvent } from '../../machines/events.js';
 import { ProtocolError, PyvisorError, WorkerCrashedError, WorkerStartError, toWire, type ExitInfo } from '../errors.js';
 import type { ProcessLink, ProcessPort, PythonErrorInfo, Spawner } from './link.js';
-import { WorkerProcess, isStrayReply, strayReply } from './workerProcess.js';
+import { WorkerProcess, strayIdOf, strayReply } from './workerProcess.js';
 
 export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCommand, ProcessActorInput> {
   return fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive }) => {
@@ -24,9 +24,9 @@ export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCom
     const send = (event: ProcessEvent) => {
       if (!disposed) sendBack(event);
     };
-    const settleAll = (cause: PyvisorError | null, exit: ExitInfo | null, innocent = false) => link?.detach(generation, cause, exit, innocent) ?? 0;
+    const settleAll = (cause: PyvisorError | null, exit: ExitInfo | null, strayId?: number) => link?.detach(generation, cause, exit, strayId) ?? 0;
     const condemn = (error: PyvisorError) => {
-      settleAll(error, null, isStrayReply(error));
+      settleAll(error, null, strayIdOf(error));
       send({ type: 'PROC.PROTOCOL_ERROR', failure: toWire(error) });
     };
     // Hooks may fire inside spawn() itself (a simulated process answers synchronously).
@@ -41,7 +41,7 @@ export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCom
           return;
         }
         const mine = ok ? link?.reply(id, true, value, held) : link?.reply(id, false, value as PythonErrorInfo, held);
-        if (!mine) condemn(strayReply(new ProtocolError(`reply with id ${id}, which no request of worker ${workerId} is waiting for`)));
+        if (!mine) condemn(strayReply(new ProtocolError(`reply with id ${id}, which no request of worker ${workerId} is waiting for`), id));
       },
       onProtocolError: condemn,
       onExit(exit, startError) {

@@ -303,7 +303,7 @@ export class WorkerProcess {
         return;
       }
       if (!this.inFlight.delete(id)) {
-        this.protocolError(strayReply(new ProtocolError(`reply for request id ${id}, which is not in flight on worker ${this.workerId}`)));
+        this.protocolError(strayReply(new ProtocolError(`reply for request id ${id}, which is not in flight on worker ${this.workerId}`), id));
         return;
       }
       msg.kind = 'reply';
@@ -445,16 +445,17 @@ export class WorkerProcess {
 }
 
 /**
- * Marks a protocol error as a reply nobody asked for (a duplicate, or an unknown id): the
- * violation is the worker's, not the request it is running now, which is served elsewhere.
+ * Marks a protocol error as a reply nobody is waiting for, with its id: the request owner can
+ * then tell a duplicate of an earlier reply (the violation is the worker's, not the request it
+ * runs now) from an answer to an id that was never sent.
  */
-export function strayReply<E extends Error>(error: E): E {
-  (error as { strayReply?: boolean }).strayReply = true;
+export function strayReply<E extends Error>(error: E, id: number): E {
+  (error as { strayId?: number }).strayId = id;
   return error;
 }
 
-export function isStrayReply(error: unknown): boolean {
-  return (error as { strayReply?: boolean } | null)?.strayReply === true;
+export function strayIdOf(error: unknown): number | undefined {
+  return (error as { strayId?: number } | null)?.strayId;
 }
 
 function describeValue(v: unknown): string {

@@ -279,12 +279,15 @@ export class WorkerHandle implements ProcessLink, Candidate {
     return ++this.frames;
   }
 
-  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null, innocent = false): number {
+  detach(generation: number, cause: PyvisorError | null, exit: ExitInfo | null, strayId?: number): number {
     if (generation !== this.generation || this.port === null) return 0;
     const pid = this.port.pid;
     this.port = null;
     const count = this.inflight.size;
     if (count === 0) return 0;
+    // A second answer to a frame that was already answered: a hostile handler's duplicate,
+    // not the doing of the requests running now.
+    const innocent = strayId !== undefined && Number.isInteger(strayId) && strayId > 0 && strayId <= this.frames && !this.inflight.has(strayId);
     const requests = [...this.inflight.values()];
     this.inflight.clear();
     for (const timer of this.interrupts.values()) this.host.clock.clearTimeout(timer);

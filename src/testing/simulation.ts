@@ -122,8 +122,8 @@ export interface Simulation {
   kill(pidOrWorkerId: number | string, signal?: 'SIGKILL' | 'SIGTERM' | 'SIGINT'): FakeProcess;
   /** Make a live fake process exit on its own, with this exit code or signal. */
   exit(pidOrWorkerId: number | string, code: number | null, signal?: string | null): FakeProcess;
-  /** Make a process send a reply nobody asked for (a duplicate, as a hostile handler might write). */
-  strayReply(pidOrWorkerId: number | string): void;
+  /** Make a process answer frame `id` again, or (without `id`) an id never sent: a reply nobody is waiting for. */
+  strayReply(pidOrWorkerId: number | string, id?: number): void;
   /** Make a process send a frame that breaks the protocol. */
   corrupt(pidOrWorkerId: number | string, message?: string): void;
   /** Move simulated time forward, firing every timer that falls due. */
@@ -372,8 +372,8 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       exitProcess(proc, { code: sig ? null : code, signal: sig, stderrTail: [] }, true);
       return proc;
     },
-    strayReply(pidOrWorkerId) {
-      find(pidOrWorkerId).hooks.onReply(2 ** 40, true, 'stray');
+    strayReply(pidOrWorkerId, id = 2 ** 40) {
+      find(pidOrWorkerId).hooks.onReply(id, true, 'stray');
     },
     corrupt(pidOrWorkerId, message = 'simulated garbage frame') {
       const proc = find(pidOrWorkerId);

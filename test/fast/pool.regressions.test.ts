@@ -92,12 +92,24 @@ test('a stray reply (a hostile handler wrote a duplicate raw reply) condemns its
   const innocent = h.run('slow', 'mine');
   await flush();
   const pid = h.pid('worker_1');
-  h.sim.strayReply('worker_1');
+  h.sim.strayReply('worker_1', 1); // frame 1 (its start ping) was answered long ago
   await h.advance(100);
   assert.is(innocent.value, 'mine', 'served elsewhere, not failed with PROTOCOL_ERROR');
   assert.equal(h.of('checkout').map((e) => e.workerId), ['worker_1', 'worker_2']);
   await h.advance(10);
   assert.is.not(h.pid('worker_1'), pid, 'the violator was replaced');
+  await h.finish();
+});
+
+test('an answer to an id that was never sent is the running request\'s fault: it gets PROTOCOL_ERROR and is not run again', async () => {
+  const h = setup({ poolSize: 2 });
+  await h.pool.whenReady();
+  const culprit = h.run('slow', 'x');
+  await flush();
+  h.sim.strayReply('worker_1');
+  await flush();
+  assert.is(culprit.error?.code, 'PROTOCOL_ERROR');
+  assert.equal(h.of('checkout').map((e) => e.workerId), ['worker_1']);
   await h.finish();
 });
 

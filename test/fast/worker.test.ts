@@ -526,7 +526,7 @@ test('a value the wire cannot carry fails that request only, before anything rea
   await stopAll(h);
 });
 
-test('a reply with an id no request has is a protocol violation: the worker is condemned, reported and restarted; the request in flight is not its culprit and is dispatched again', async () => {
+test('a reply with an id never sent is a protocol violation: the worker is condemned, reported and restarted; the request in flight gets the ProtocolError', async () => {
   // This port garbles the frame id of `garble` requests, so the process answers an id nobody sent.
   const garbling = (port: ProcessPort): ProcessPort => {
     const inner = encodingPort(port);
@@ -535,9 +535,9 @@ test('a reply with an id no request has is a protocol violation: the worker is c
   const h = setup({ tamper: garbling });
   const old = h.sim.processOf('w1')!;
   const r = h.run('garble', 'x');
-  assert.not.ok(r.settled, 'handed back to the dispatcher, not failed');
-  assert.equal(h.take().slice(0, 1), ['redispatch #1']);
-  assert.match((h.reports[1] as { error: { message: string } }).error.message, /reply with id \d+, which no request of worker w1 is waiting for/);
+  assert.instance(r.error, ProtocolError);
+  assert.match(r.error!.message, /reply with id \d+, which no request of worker w1 is waiting for/);
+  assert.equal(h.take().slice(0, 2), ['lost #1 PROTOCOL_ERROR', 'finish #1 PROTOCOL_ERROR']);
   assert.not.ok(old.alive, 'a process that broke the protocol is not trusted again');
   assert.equal(h.reported(), ['CHILD.STARTED', 'CHILD.EXITED', 'CHILD.STARTED']);
   assert.is((h.reports[1] as { error: { code: string } }).error.code, 'PROTOCOL_ERROR');

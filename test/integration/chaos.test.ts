@@ -24,16 +24,18 @@ test.before(() => {
   before = new Set(descendants(process.pid).map((p) => `${p.pid}:${p.starttime}`));
 });
 
-test('kill storm: 4 workers, 16 sessions, a SIGKILL every 250 ms for 10 s — every request settles, only in-flight requests of killed pids fail, back to 4 healthy within 1 s, nothing left', async () => {
-  const r = await killStorm({ seconds: 10, python: PYTHON, log });
-  assert.equal(r.violations, []);
-  assert.ok(r.kills >= 20, `only ${r.kills} kills`);
-  assert.ok(r.requests > 100, `only ${r.requests} requests`);
-  assert.is(r.succeeded + r.crashedInFlight + r.retriedAndKilledAgain, r.requests);
-  assert.ok(r.recoveryMs !== null && r.recoveryMs <= 1000);
-  assert.is(r.killedStillRunning, 0);
-  assert.is(r.aliveAfterStop, 0);
-});
+for (const maxOverflow of [0, 2]) {
+  test(`kill storm with the default restart budget${maxOverflow ? ', overflow on' : ''}: 4 workers, 16 callers, a SIGKILL every 250 ms for 8 s — every request settles, only in-flight requests of killed pids fail, the pool stays open and is back to full health within 1 s`, async () => {
+    const r = await killStorm({ seconds: 8, maxOverflow, python: PYTHON, log });
+    assert.equal(r.violations, []);
+    assert.ok(r.kills >= 20, `only ${r.kills} kills`);
+    assert.ok(r.requests > 100, `only ${r.requests} requests`);
+    assert.is(r.succeeded + r.crashedInFlight + r.retriedAndKilledAgain, r.requests);
+    assert.ok(r.recoveryMs !== null && r.recoveryMs <= 1000, `recovered ${r.recoveryMs} ms after the last kill`);
+    assert.is(r.killedStillRunning, 0);
+    assert.is(r.aliveAfterStop, 0);
+  });
+}
 
 test('parent death: the Node parent of a pool of 4 is SIGKILLed — every worker exits within 2 s, using no CPU meanwhile', async () => {
   const r = await parentDeath({ python: PYTHON, log });
