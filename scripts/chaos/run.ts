@@ -40,10 +40,15 @@ async function run(name: string, fn: () => Promise<{ violations: string[] }>, su
 
 const pythonsBefore = new Set(descendants(process.pid).map((p) => `${p.pid}:${p.starttime}`));
 
-await run('killstorm', () => killStorm({ seconds: Number(value('seconds', '60')), python, log }), (r: Awaited<ReturnType<typeof killStorm>>) =>
-  `${r.kills} kills, ${r.requests} requests: ${r.succeeded} ok (${r.retriedThenSucceeded} after an idempotent retry), ${r.crashedInFlight} WorkerCrashedError in flight on a killed pid, ${r.retriedAndKilledAgain} idempotent killed twice; back to full strength ${r.recoveryMs} ms after the last kill; killed pids still running: ${r.killedStillRunning}; alive after stop: ${r.aliveAfterStop}`);
-await run('parent', () => parentDeath({ python, log }), (r: Awaited<ReturnType<typeof parentDeath>>) =>
-  `${r.workers} orphaned workers exited after ${r.exitMs.join(', ')} ms, using ${r.cpuMs.join(', ')} ms of CPU meanwhile`);
+const stormSummary = (r: Awaited<ReturnType<typeof killStorm>>) =>
+  `${r.kills} kills, ${r.requests} requests: ${r.succeeded} ok (${r.retriedThenSucceeded} after an idempotent retry), ${r.crashedInFlight} WorkerCrashedError in flight on a killed pid, ${r.retriedAndKilledAgain} idempotent killed twice; back to full strength ${r.recoveryMs} ms after the last kill; killed pids still running: ${r.killedStillRunning}; alive after stop: ${r.aliveAfterStop}`;
+// The pool's default restart budget, overflow off and on: no kill storm may close it.
+await run('killstorm', () => killStorm({ seconds: Number(value('seconds', '60')), python, log }), stormSummary);
+await run('killstorm+overflow', () => killStorm({ seconds: Number(value('seconds', '60')), maxOverflow: 2, python, log }), stormSummary);
+const parentSummary = (r: Awaited<ReturnType<typeof parentDeath>>) => `${r.workers} orphaned workers exited after ${r.exitMs.join(', ')} ms, using ${r.cpuMs.join(', ')} ms of CPU meanwhile`;
+await run('parent', () => parentDeath({ python, log }), parentSummary);
+await run('parent-spin-kill', () => parentDeath({ python, work: 'spin', ending: 'kill', log }), parentSummary);
+await run('parent-spin-exit', () => parentDeath({ python, work: 'spin', ending: 'exit', log }), parentSummary);
 await run('hostile', () => hostile({ streamCases: Number(value('stream-cases', '20000')), poolCases: Number(value('pool-cases', '600')), python, log }), (r: Awaited<ReturnType<typeof hostile>>) =>
   `transport: ${r.stream.cases} cases → ${r.stream.protocolErrors} ProtocolErrors; pool: ${r.pool.cases} cases → ${r.pool.protocolErrors} ProtocolErrors, ${r.pool.restarts} restarts of the hostile worker, ${r.pool.otherWorkersRestarted} of the others; host heap ${r.memory.heapBeforeMb} → ${r.memory.heapAfterMb} MiB, RSS ${r.memory.rssBeforeMb} → ${r.memory.rssAfterMb} MiB`);
 await run('escalation', () => escalation({ python, log }), (r: Awaited<ReturnType<typeof escalation>>) =>
@@ -52,7 +57,7 @@ await run('escalation', () => escalation({ python, log }), (r: Awaited<ReturnTyp
 // The last word: no Python process started by this run is alive.
 const left = descendants(process.pid).filter((p) => !pythonsBefore.has(`${p.pid}:${p.starttime}`) && /python/i.test(procStat(p.pid)?.comm ?? ''));
 console.log('\n== summary');
-for (const r of results) console.log(`   ${r.violations.length ? 'FAIL' : 'PASS'}  ${r.name.padEnd(11)} ${r.seconds.toFixed(1).padStart(6)} s  ${r.violations.length} violations`);
+for (const r of results) console.log(`   ${r.violations.length ? 'FAIL' : 'PASS'}  ${r.name.padEnd(18)} ${r.seconds.toFixed(1).padStart(6)} s  ${r.violations.length} violations`);
 if (left.length) console.log(`   FAIL  Python processes of this run still alive: ${left.map((p) => p.pid).join(', ')}`);
 const failed = results.some((r) => r.violations.length) || left.length > 0;
 console.log(failed ? '\nchaos: FAILED' : '\nchaos: all scenarios passed');
