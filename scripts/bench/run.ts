@@ -46,7 +46,7 @@ const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
 const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = flag('quick');
-const ONLY = value('only')?.split(',') ?? ['roundtrip', 'throughput', 'payloads', 'coldstart', 'restart', 'overhead'];
+const ONLY = value('only')?.split(',') ?? ['roundtrip', 'throughput', 'payloads', 'coldstart', 'restart', 'affinity', 'overhead'];
 const OUT = join(ROOT, value('out') ?? 'bench');
 const WANT_CODECS = value('codecs')?.split(',') ?? ['pure', 'msgpack'];
 
@@ -414,6 +414,24 @@ async function restart(codec: Codec): Promise<void> {
   });
 }
 
+// ---- 5b. affinity: stateless sessions under 'auto' vs 'prefer' --------------------------------
+
+async function affinity(codec: Codec): Promise<void> {
+  console.log(`\n[5b] stateless sessions, poolSize 2 × 16 callers: 'auto' vs 'prefer' — ${codec.id}`);
+  const auto = await startPool(codec, { poolSize: 2, affinity: 'auto' });
+  const prefer = await startPool(codec, { poolSize: 2, affinity: 'prefer' });
+  try {
+    // Each caller is its own session that holds no state: 'auto' may send it anywhere.
+    const m = await interleaved(
+      { auto: (lane) => auto.execute('noop', null, { sessionId: `s${lane}` }), prefer: (lane) => prefer.execute('noop', null, { sessionId: `s${lane}` }) },
+      { concurrency: 16, warmMs: P.warmMs, ms: P.ms, repeats: P.repeats },
+    );
+    add({ bench: 'affinity', subject: "stateless sessions under 'auto', c=16", codec: codec.id, value: m.auto!.value, samples: m.auto!.samples, unit: 'calls/s', baselineName: "'prefer'", baseline: m.prefer!.value, baselineSamples: m.prefer!.samples, target: '>= 0.90x', check: (r) => r >= 0.9 });
+  } finally {
+    await Promise.all([auto.stop(), prefer.stop()]);
+  }
+}
+
 // ---- 6. pool overhead without Python ------------------------------------------------------------
 
 async function overhead(): Promise<void> {
@@ -539,8 +557,8 @@ async function main(): Promise<void> {
   console.log(`pyvisor bench${QUICK ? ' (quick)' : ''} — ${os.availableParallelism()} cores, load ${loadStart.map((x) => x.toFixed(2)).join(' ')}`);
   for (const c of codecs) console.log(`  codec ${c.id}: ${c.label} → ${c.exe} (Python ${c.version})`);
 
-  const suites: Record<string, (c: Codec) => Promise<void>> = { roundtrip: roundTrip, throughput, payloads, coldstart: coldStart, restart };
-  for (const name of ['roundtrip', 'throughput', 'payloads', 'coldstart', 'restart']) {
+  const suites: Record<string, (c: Codec) => Promise<void>> = { roundtrip: roundTrip, throughput, payloads, coldstart: coldStart, restart, affinity };
+  for (const name of ['roundtrip', 'throughput', 'payloads', 'coldstart', 'restart', 'affinity']) {
     if (!ONLY.includes(name)) continue;
     for (const c of codecs) await suites[name]!(c);
   }
