@@ -163,6 +163,22 @@ export class Dispatcher {
     this.handles.find((h) => h.id === request.workerId)?.abort(request, reason);
   }
 
+  /**
+   * A worker's reply says it now holds (or no longer holds) state for `sessionId`: tell the
+   * registry, and keep the per-worker pin counts (what first placement balances) in step with it.
+   */
+  held(handle: WorkerHandle, sessionId: string, held: boolean): void {
+    const prev = this.host.sessions()[sessionId];
+    const holder = prev?.held ? prev.home : null;
+    if (held && holder !== handle.id) {
+      const old = holder === null ? undefined : this.handles.find((h) => h.id === holder);
+      if (old && old.pinned > 0) old.pinned--;
+      handle.pinned++;
+    }
+    if (!held && holder === handle.id && handle.pinned > 0) handle.pinned--;
+    this.host.tell({ type: 'SESSION_HELD', sessionId, workerId: handle.id, held });
+  }
+
   /** Its worker was condemned for another's fault (a stray reply): the request is served elsewhere, uncounted. */
   redispatch(request: Request): void {
     this.clearTimer(request);

@@ -1,13 +1,13 @@
 /**
  * The local pool: the public facade over the supervision tree (machines/) and the request path
  * (dispatcher → worker handle → process). The machines decide every lifecycle step; this file
- * carries their decisions out — starting and retiring workers, following each worker machine
- * for its handle — and answers their questions from live state.
+ * carries their decisions out — starting and retiring workers — and answers their questions
+ * from live state; src/local/tree.ts follows the tree for the handles.
  *
  * Request path: execute() → Dispatcher.submit → route() → WorkerHandle.run → the process →
  * WorkerHandle.reply → Dispatcher.finish. No actor event on it when a worker is free.
  */
-import { createActor, type Actor, type AnyActorRef, type CallbackActorLogic, type InspectionEvent, type Subscription } from 'xstate';
+import { createActor, type Actor, type AnyActorRef, type CallbackActorLogic, type InspectionEvent } from 'xstate';
 import { InvalidOptionError, AbortError, PoolClosedError, SessionNotFoundError, fromWire, type PyvisorError, type SupervisorEscalationError } from '../errors.js';
 import { checkExecuteOptions, type ExecuteOptions, type ResolvedOptions } from '../options.js';
 import { TelemetryEmitter } from '../telemetry.js';
@@ -19,11 +19,11 @@ import { sessionPoolMachine, type SessionPoolContext, type SessionPoolEmitted, t
 import { supervisorMachine, type ChildSpec, type SupervisorContext, type SupervisorInput } from '../../machines/supervisor.js';
 import { monitorMachine } from '../../machines/monitor.js';
 import { workerMachine, type WorkerContext, type WorkerInput } from '../../machines/worker.js';
-import { workerStateName } from '../../machines/workerStates.js';
 import type { ProcessActorInput, ProcessCommand } from '../../machines/events.js';
-import { Counters } from './stats.js';
+import { Counters, poolStats, workerRows } from './stats.js';
 import { Dispatcher } from './dispatcher.js';
 import { WorkerHandle, type HandleHost } from './workerHandle.js';
+import { TreeFollower } from './tree.js';
 
 export type { PoolStats, WorkerInfo } from '../core/executor.js';
 
@@ -47,13 +47,6 @@ export type RequestObservation =
   | { phase: 'sent'; workerId: string; cmd: string; args: unknown; sessionId: string | null }
   | { phase: 'settled'; workerId: string; cmd: string; sessionId: string | null; ok: boolean; result?: unknown; error?: PyvisorError };
 
-interface Tracked {
-  handle: WorkerHandle;
-  ref: AnyActorRef;
-  subscription: Subscription;
-  /** Counted as up by the session pool (WORKER_UP sent). */
-  up: boolean;
-}
 
 export class Pool extends TelemetryEmitter implements Executor {
   readonly options: ResolvedOptions;
@@ -61,9 +54,7 @@ export class Pool extends TelemetryEmitter implements Executor {
   private readonly clock: Clock;
   private readonly root: Actor<typeof poolSupervisorMachine>;
   private readonly sessionPool: AnyActorRef;
-  private supervisor: AnyActorRef;
-  private tierSubscription: Subscription | null = null;
-  private readonly tracked = new Map<string, Tracked>();
+  private readonly tree: TreeFollower;
   private readonly handles = new Map<string, WorkerHandle>();
   private readonly counters = new Counters();
   private readonly dispatcher: Dispatcher;
@@ -103,17 +94,7 @@ export class Pool extends TelemetryEmitter implements Executor {
       timedOut: (handle, request) => {
         if (this.listenerCount('timeout')) this.emit('timeout', { kind: 'request', workerId: handle.id, sessionId: request.sessionId, command: request.cmd, timeoutMs: request.timeout });
       },
-      held: (handle, sessionId, held) => {
-        // A new holder, or one that let go: the pin counts follow what the registry will say.
-        const prev = this.sessionContext().sessions[sessionId];
-        if (held && prev?.held && prev.home !== null && prev.home !== handle.id) {
-          const old = this.handles.get(prev.home);
-          if (old && old.pinned > 0) old.pinned--;
-        }
-        if (held && !(prev?.held && prev.home === handle.id)) handle.pinned++;
-        if (!held && prev?.held && prev.home === handle.id && handle.pinned > 0) handle.pinned--;
-        this.sessionPool.send({ type: 'SESSION_HELD', sessionId, workerId: handle.id, held } satisfies SessionPoolEvent);
-      },
+      held: (handle, sessionId, held) => this.dispatcher.held(handle, sessionId, held),
       restarted: (handle, oldPid, reason) => {
         this.counters.restarted(handle.id);
         this.emit('worker_restarted', { workerId: handle.id, oldPid, newPid: handle.pid, reason });
@@ -203,13 +184,28 @@ export class Pool extends TelemetryEmitter implements Executor {
     const supervisor = this.root.system.get('workers');
     if (!sessionPool || !supervisor) throw new Error('pyvisor: the pool supervisor did not create its children');
     this.sessionPool = sessionPool;
-    this.supervisor = supervisor;
+    this.tree = new TreeFollower(supervisor, {
+      dispatcher: this.dispatcher,
+      counters: this.counters,
+      handleOf: (id) => this.handles.get(id) ?? this.adopt(id),
+      forget: (id) => {
+        const handle = this.handles.get(id);
+        this.handles.delete(id);
+        const index = handle ? this.dispatcher.handles.indexOf(handle) : -1;
+        if (index !== -1) this.dispatcher.handles.splice(index, 1);
+      },
+      tell: (event) => this.sessionPool.send(event),
+      moved: (workerId, from, to, pid) => {
+        if (to === 'removed' || this.listenerCount('worker_state')) this.emit('worker_state', { workerId, from, to, pid });
+      },
+      checkReady: () => this.checkReady(),
+    });
     this.wireSessionPool();
-    this.followTier(supervisor);
+    this.tree.follow(supervisor, false);
     this.root.on('tick', () => this.onTick());
     this.root.on('tier_restarted', (e: { failure: unknown; restarts: number }) => {
       const tier = this.root.getSnapshot().children.workers as AnyActorRef | undefined;
-      if (tier && tier !== this.supervisor) this.followTier(tier);
+      if (tier && tier !== this.tree.tier) this.tree.follow(tier, true);
       this.emit('tier_restarted', { restarts: e.restarts, error: fromWire(e.failure as never) });
     });
     this.root.on('closed', (e: { escalation: unknown }) => {
@@ -220,17 +216,7 @@ export class Pool extends TelemetryEmitter implements Executor {
       this.close(this.escalation);
     });
     this.root.start();
-    this.syncWorkers((this.supervisor.getSnapshot() as { context: SupervisorContext }).context);
-  }
-
-  /** Follow the worker tier's child list (a restarted tier is a new actor with fresh workers). */
-  private followTier(tier: AnyActorRef): void {
-    this.tierSubscription?.unsubscribe();
-    this.supervisor = tier;
-    this.tierSubscription = tier.subscribe((snapshot: { context: SupervisorContext }) => {
-      if (tier === this.supervisor) this.syncWorkers(snapshot.context);
-    });
-    if (this.root.getSnapshot().status === 'active') this.syncWorkers((tier.getSnapshot() as { context: SupervisorContext }).context);
+    this.tree.sync((supervisor.getSnapshot() as { context: SupervisorContext }).context);
   }
 
   /** Receive every XState inspection event of the pool's actors (what the inspector page streams). */
@@ -318,52 +304,13 @@ export class Pool extends TelemetryEmitter implements Executor {
   }
 
   stats(): PoolStats {
-    const sp = this.sessionContext();
-    let healthy = 0;
-    let unhealthy = 0;
-    let busy = 0;
-    let overflow = 0;
-    for (const { handle } of this.tracked.values()) {
-      if (handle.up) healthy++;
-      else if (handle.failed) unhealthy++;
-      if (handle.inflight.size > 0) busy++;
-      if (handle.overflow) overflow++;
-    }
-    return {
-      activeSessions: Object.keys(sp.sessions).length,
-      poolSize: this.options.poolSize,
-      utilization: healthy === 0 ? 0 : Math.min(1, busy / healthy),
-      healthyWorkers: healthy,
-      unhealthyWorkers: unhealthy,
-      busyWorkers: busy,
-      overflowWorkers: overflow,
-      queueLength: this.dispatcher.queue.length,
-      totalCommands: this.counters.commands,
-      totalErrors: this.counters.errors,
-      restarts: this.counters.restarts,
-      latencyMs: this.counters.latency.percentiles(),
-    };
+    const handles = this.tree.workers().map((t) => t.handle);
+    return poolStats(handles, this.counters, Object.keys(this.sessionContext().sessions).length, this.options.poolSize, this.dispatcher.queue.length);
   }
 
   workers(): WorkerInfo[] {
-    const sessions = Object.values(this.sessionContext().sessions);
-    const result: WorkerInfo[] = [];
-    for (const [id, { handle, ref }] of this.tracked) {
-      const context = (ref.getSnapshot() as { context: WorkerContext }).context;
-      const counts = this.counters.of(id);
-      result.push({
-        id,
-        state: handle.liveState,
-        pid: context.pid,
-        requests: counts.requests,
-        errors: counts.errors,
-        restarts: counts.restarts,
-        sessions: sessions.filter((s) => s.workers.includes(id)).length,
-        overflow: handle.overflow,
-        inflight: handle.inflight.size,
-      });
-    }
-    return result;
+    const rows = this.tree.workers().map(({ handle, ref }) => ({ handle, pid: (ref.getSnapshot() as { context: WorkerContext }).context.pid }));
+    return workerRows(rows, this.counters, Object.values(this.sessionContext().sessions));
   }
 
   /** Serve the live inspector page on 127.0.0.1. Loaded on first use only. */
@@ -397,7 +344,7 @@ export class Pool extends TelemetryEmitter implements Executor {
       }
       this.root.stop();
       await this.seams.allExited();
-      for (const { subscription } of this.tracked.values()) subscription.unsubscribe();
+      this.tree.unsubscribeAll();
     })();
     return this.stopping;
   }
@@ -436,11 +383,11 @@ export class Pool extends TelemetryEmitter implements Executor {
   private wireSessionPool(): void {
     const on = <K extends SessionPoolEmitted['type']>(type: K, fn: (e: Extract<SessionPoolEmitted, { type: K }>) => void) =>
       this.sessionPool.on(type, fn as (e: unknown) => void);
-    on('start_worker', (e) => this.supervisor.send({ type: 'START_CHILD', spec: this.workerSpec(e.workerId, e.overflow) }));
+    on('start_worker', (e) => this.tree.tier.send({ type: 'START_CHILD', spec: this.workerSpec(e.workerId, e.overflow) }));
     on('retire_worker', (e) => {
       const handle = this.handles.get(e.workerId);
       if (handle) handle.retiring = true;
-      this.supervisor.send({ type: 'TERMINATE_CHILD', id: e.workerId });
+      this.tree.tier.send({ type: 'TERMINATE_CHILD', id: e.workerId });
     });
     on('session_start', (e) => this.emit('session_start', { sessionId: e.sessionId }));
     on('session_idle_check', (e) => this.sessionPool.send({ type: 'SESSION_IDLE_FOR', sessionId: e.sessionId, idleMs: this.dispatcher.idleFor(e.sessionId) } satisfies SessionPoolEvent));
@@ -453,58 +400,6 @@ export class Pool extends TelemetryEmitter implements Executor {
       const idleMs = !handle || handle.inflight.size > 0 ? 0 : this.clock.now() - handle.idleSince;
       this.sessionPool.send({ type: 'WORKER_IDLE_FOR', workerId: e.workerId, idleMs } satisfies SessionPoolEvent);
     });
-  }
-
-  /** Follow the supervisor's child list: listen to new workers, forget removed ones. */
-  private syncWorkers(context: SupervisorContext): void {
-    // A tier that escalated is draining: the root restarts it (or gives up, and says so).
-    if (context.escalation) return;
-    this.checkReady();
-    const present = new Set<string>();
-    for (const child of context.children) {
-      present.add(child.spec.id);
-      if (this.tracked.get(child.spec.id)?.ref === child.ref) continue;
-      this.track(child.spec.id, child.ref);
-    }
-    for (const [id, tracked] of this.tracked) {
-      if (present.has(id)) continue;
-      tracked.subscription.unsubscribe();
-      this.tracked.delete(id);
-      this.handles.delete(id);
-      const index = this.dispatcher.handles.indexOf(tracked.handle);
-      if (index !== -1) this.dispatcher.handles.splice(index, 1);
-      this.counters.forget(id);
-      // One that never came up failed to start: the session pool must not simply ask for another.
-      this.sessionPool.send({ type: tracked.handle.everHealthy ? 'WORKER_REMOVED' : 'WORKER_START_FAILED', workerId: id } satisfies SessionPoolEvent);
-      this.emit('worker_state', { workerId: id, from: tracked.handle.state, to: 'removed', pid: null });
-      // Requests only it could serve (its cleanup) are told now; the rest may need a new worker.
-      this.dispatcher.serve();
-      this.dispatcher.demand();
-    }
-  }
-
-  private track(id: string, ref: AnyActorRef): void {
-    this.tracked.get(id)?.subscription.unsubscribe();
-    const handle = this.handles.get(id) ?? this.adopt(id);
-    handle.bind(ref);
-    const tracked: Tracked = { handle, ref, subscription: null as unknown as Subscription, up: false };
-    this.tracked.set(id, tracked);
-    const observe = (snapshot: { value: unknown; context: WorkerContext }) => {
-      const state = workerStateName(snapshot.value);
-      const from = handle.state;
-      if (state === from) return;
-      handle.observe(state, snapshot.context.pid, snapshot.context.generation);
-      if (this.listenerCount('worker_state')) this.emit('worker_state', { workerId: id, from, to: state, pid: snapshot.context.pid });
-      if (handle.up !== tracked.up) {
-        tracked.up = handle.up;
-        this.sessionPool.send((handle.up ? { type: 'WORKER_UP', workerId: id } : { type: 'WORKER_DOWN', workerId: id, reason: handle.lossReason }) satisfies SessionPoolEvent);
-        if (handle.up) this.dispatcher.serve();
-        else this.dispatcher.demand();
-      }
-      this.checkReady();
-    };
-    tracked.subscription = ref.subscribe(observe);
-    observe(ref.getSnapshot());
   }
 
   /** A child the supervisor was given without this pool's spec (its static children come from workerSpec too). */
@@ -520,7 +415,7 @@ export class Pool extends TelemetryEmitter implements Executor {
     const now = this.clock.now();
     const rssMb = this.seams.rssMb ?? (() => null);
     const ping = this.options.healthCheckInterval > 0;
-    for (const { handle } of this.tracked.values()) handle.tick(now, this.options.recycle, rssMb, ping);
+    for (const { handle } of this.tree.workers()) handle.tick(now, this.options.recycle, rssMb, ping);
   }
 }
 

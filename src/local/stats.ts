@@ -3,6 +3,8 @@
  * telemetry and the inspector all read these.
  */
 import { LatencyWindow } from '../telemetry.js';
+import type { PoolStats, WorkerInfo } from '../core/poolStats.js';
+import type { WorkerHandle } from './workerHandle.js';
 
 export interface WorkerCounts {
   requests: number;
@@ -45,4 +47,50 @@ export class Counters {
   forget(workerId: string): void {
     this.perWorker.delete(workerId);
   }
+}
+
+/** stats(): live figures from the handles, totals from the counters. */
+export function poolStats(handles: readonly WorkerHandle[], counters: Counters, activeSessions: number, poolSize: number, queueLength: number): PoolStats {
+  let healthy = 0;
+  let unhealthy = 0;
+  let busy = 0;
+  let overflow = 0;
+  for (const handle of handles) {
+    if (handle.up) healthy++;
+    else if (handle.failed) unhealthy++;
+    if (handle.inflight.size > 0) busy++;
+    if (handle.overflow) overflow++;
+  }
+  return {
+    activeSessions,
+    poolSize,
+    utilization: healthy === 0 ? 0 : Math.min(1, busy / healthy),
+    healthyWorkers: healthy,
+    unhealthyWorkers: unhealthy,
+    busyWorkers: busy,
+    overflowWorkers: overflow,
+    queueLength,
+    totalCommands: counters.commands,
+    totalErrors: counters.errors,
+    restarts: counters.restarts,
+    latencyMs: counters.latency.percentiles(),
+  };
+}
+
+/** workers(): one row per worker, in start order. */
+export function workerRows(workers: ReadonlyArray<{ handle: WorkerHandle; pid: number | null }>, counters: Counters, sessions: ReadonlyArray<{ workers: string[] }>): WorkerInfo[] {
+  return workers.map(({ handle, pid }) => {
+    const counts = counters.of(handle.id);
+    return {
+      id: handle.id,
+      state: handle.liveState,
+      pid,
+      requests: counts.requests,
+      errors: counts.errors,
+      restarts: counts.restarts,
+      sessions: sessions.filter((s) => s.workers.includes(handle.id)).length,
+      overflow: handle.overflow,
+      inflight: handle.inflight.size,
+    };
+  });
 }
