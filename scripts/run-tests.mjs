@@ -1,16 +1,91 @@
 #!/usr/bin/env node
 // Runs every test tier, then prints one closing line that adds them all up:
 //   "N passed, N failed, N skipped"
-// Tiers: layer 1 (test/fast), layer 2 (test/protocol), layer 3 (test/integration), Python unit tests.
-// Usage: node scripts/run-tests.mjs [fast|protocol|integration|python ...]
+// Tiers: layer 1 (test/fast), layer 2 (test/protocol), layer 3 (test/integration), Python unit tests
+// (python: the default python3; python-system: Debian's; dspy: python/tests/test_dspy_real.py with real
+// DSPy from .venv/, which this script creates when it is missing: see prepareDspyVenv).
+// Usage: node scripts/run-tests.mjs [fast|protocol|integration|python|python-system|dspy ...]
+//        node scripts/run-tests.mjs --prepare-dspy     (only create/update .venv; exit 1 if it cannot)
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
 const python = process.env.PYVISOR_PYTHON || 'python3';
+const CI = process.env.CI === 'true';
+
+// ---- the DSPy virtualenv (.venv/) ------------------------------------------------------------
+const venv = join(root, '.venv');
+const venvPython = join(venv, 'bin', 'python');
+const requirements = join(root, 'python', 'requirements-dspy.txt');
+// What the venv was last installed from: a changed requirements file updates it.
+const stampFile = join(venv, '.pyvisor-requirements-sha256');
+const installLog = join(venv, 'pip-install.log');
+const INSTALL_CEILING_S = 1200;
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: root, maxBuffer: 64 << 20, ...opts });
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`, error: r.error, signal: r.signal };
+}
+
+function tail(text, n = 15) {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
+}
+
+function requirementsHash() {
+  return createHash('sha256').update(readFileSync(requirements)).digest('hex');
+}
+
+function venvDspyVersion() {
+  if (!existsSync(venvPython)) return null;
+  const r = sh(venvPython, ['-c', 'import dspy; print(dspy.__version__)']);
+  return r.ok ? r.out.trim().split('\n').pop() : null;
+}
+
+/**
+ * Make sure .venv/bin/python imports DSPy from python/requirements-dspy.txt: when it does not (or
+ * the requirements changed since), `python3 -m venv .venv` (when there is no venv yet) and
+ * `pip install -r python/requirements-dspy.txt`, printing how long it took. Resolves
+ * { ok: true } or { ok: false, reason, detail? } (no Python >= 3.10, no venv module, no package index...).
+ */
+function prepareDspyVenv() {
+  const want = requirementsHash();
+  const have = venvDspyVersion();
+  const stamp = existsSync(stampFile) ? readFileSync(stampFile, 'utf8').trim() : '';
+  if (have && stamp === want) {
+    process.stdout.write(`dspy ${have} in .venv (python/requirements-dspy.txt unchanged)\n`);
+    return { ok: true };
+  }
+  const base = process.env.PYVISOR_DSPY_BASE_PYTHON || 'python3';
+  const started = Date.now();
+  if (!existsSync(venvPython)) {
+    const v = sh(base, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3]); sys.exit(0 if sys.version_info >= (3, 10) else 1)']);
+    if (v.error) return { ok: false, reason: `${base} not found (DSPy 3.x needs Python >= 3.10)` };
+    if (!v.ok) return { ok: false, reason: `${base} is Python ${v.out.trim()}; DSPy 3.x needs Python >= 3.10 (set PYVISOR_DSPY_BASE_PYTHON)` };
+    process.stdout.write(`creating .venv with ${base} (Python ${v.out.trim()}): python3 -m venv .venv\n`);
+    const mk = sh(base, ['-m', 'venv', venv]);
+    if (!mk.ok) return { ok: false, reason: `${base} -m venv .venv failed`, detail: tail(mk.out) };
+  }
+  process.stdout.write(`installing DSPy into .venv: pip install -r python/requirements-dspy.txt ` +
+    `(${have ? `updating dspy ${have}` : 'first run only, usually 1 to 5 minutes'}; log: .venv/pip-install.log)\n`);
+  const pip = sh(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '-r', requirements], {
+    timeout: INSTALL_CEILING_S * 1000,
+  });
+  writeFileSync(installLog, pip.out);
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (!pip.ok) {
+    const why = pip.signal ? `no result after ${INSTALL_CEILING_S} s` : 'it failed (no package index reachable?)';
+    return { ok: false, reason: `pip install -r python/requirements-dspy.txt: ${why} after ${secs} s`, detail: `last lines of .venv/pip-install.log:\n${tail(pip.out)}` };
+  }
+  const got = venvDspyVersion();
+  if (!got) return { ok: false, reason: 'pip installed python/requirements-dspy.txt but .venv/bin/python cannot import dspy', detail: tail(sh(venvPython, ['-c', 'import dspy']).out) };
+  writeFileSync(stampFile, `${want}\n`);
+  process.stdout.write(`installed dspy ${got} into .venv in ${secs} s\n`);
+  return { ok: true };
+}
 
 const tiers = {
   fast: { cmd: process.execPath, args: ['--import', 'tsx', uvu, 'test/fast', '.test.ts$'], parse: parseUvu },
@@ -19,6 +94,16 @@ const tiers = {
   python: { cmd: python, args: ['-m', 'unittest', 'discover', '-s', 'tests', '-t', '.'], cwd: join(root, 'python'), parse: parseUnittest },
   // The same suite under Debian's interpreter, which has the msgpack module: the second codec.
   'python-system': { cmd: '/usr/bin/python3', args: ['-m', 'unittest', 'discover', '-s', 'tests', '-t', '.'], cwd: join(root, 'python'), parse: parseUnittest },
+  // Real DSPy in the worker (python/tests/test_dspy_real.py) with .venv/bin/python, made first when
+  // needed. PYVISOR_DSPY_TESTS=require: there the tests fail, not skip, when dspy is not importable.
+  dspy: {
+    cmd: venvPython,
+    args: ['-m', 'unittest', 'discover', '-s', 'tests', '-t', '.', '-p', 'test_dspy_real.py'],
+    cwd: join(root, 'python'),
+    env: { PYVISOR_DSPY_TESTS: 'require' },
+    parse: parseUnittest,
+    prepare: prepareDspyVenv,
+  },
 };
 
 function strip(text) {
@@ -59,10 +144,21 @@ function hasTests(dir) {
 
 function run(name) {
   const tier = tiers[name];
+  process.stdout.write(`\n=== ${name} ===\n`);
+  if (tier.prepare) {
+    const ready = tier.prepare();
+    if (!ready.ok) {
+      // Cannot run here (no network for the install, no Python >= 3.10): skipped, with the reason.
+      // Under CI=true that is a failure: CI must run the real-DSPy tier.
+      const failed = CI ? 1 : 0;
+      if (ready.detail) process.stdout.write(`${ready.detail}\n`);
+      process.stdout.write(`--- ${name}: 0 passed, ${failed} failed, 1 skipped (skipped: ${ready.reason}${CI ? '; a failure under CI=true' : ''})\n`);
+      return Promise.resolve({ passed: 0, failed, skipped: 1 });
+    }
+  }
   return new Promise((resolve) => {
     const started = Date.now();
-    process.stdout.write(`\n=== ${name} ===\n`);
-    const child = spawn(tier.cmd, tier.args, { cwd: tier.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    const child = spawn(tier.cmd, tier.args, { cwd: tier.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...tier.env } });
     let out = '';
     let timedOut = false;
     const ceiling = setTimeout(() => {
@@ -86,7 +182,13 @@ function run(name) {
 }
 
 // A tier that hangs must fail, not stall CI: each gets a ceiling well above its normal time.
-const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300 };
+const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300, dspy: 300 };
+
+if (process.argv.includes('--prepare-dspy')) {
+  const ready = prepareDspyVenv();
+  if (!ready.ok) console.log(`cannot prepare .venv: ${ready.reason}${ready.detail ? `\n${ready.detail}` : ''}`);
+  process.exit(ready.ok ? 0 : 1);
+}
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(tiers);
 const totals = { passed: 0, failed: 0, skipped: 0 };
@@ -95,7 +197,7 @@ for (const name of wanted) {
     console.error(`unknown tier "${name}" (known: ${Object.keys(tiers).join(', ')})`);
     process.exit(2);
   }
-  if (name.startsWith('python')) {
+  if (name.startsWith('python') || name === 'dspy') {
     if (name === 'python-system' && (!existsSync('/usr/bin/python3') || sameInterpreter(python, '/usr/bin/python3'))) continue;
   } else if (!hasTests(`test/${name}`)) continue;
   const counts = await run(name);

@@ -6,12 +6,41 @@ Namespaces: in ``pool-worker`` mode every command needs the request's
 dict, so ``cleanup_session`` frees its programs and LM configuration. In
 ``standalone`` mode there is one global namespace and ``session`` is ignored.
 
-Engines: when ``import dspy`` works (and ``PYVISOR_DSPY`` is not ``off``),
-``create_program`` builds a real ``dspy.Predict`` / ``dspy.ChainOfThought``
-module and an ``openai`` LM is a ``dspy.LM``. Otherwise a built-in signature
-runner gives the same commands and result shapes. The ``dummy`` provider is
-always served by the built-in deterministic runner so its results are the same
-with or without dspy. With no ``configure_lm``, a namespace uses the dummy LM.
+Engines: when ``import dspy`` works (DSPy 3.x, which needs Python >= 3.10; and
+``PYVISOR_DSPY`` is not ``off``), ``create_program`` builds a real
+``dspy.Predict`` / ``dspy.ChainOfThought`` module and every execution runs it:
+an ``openai`` configuration through a ``dspy.LM``, the ``dummy`` provider
+through a ``dspy.utils.DummyLM`` that answers what the built-in dummy would.
+Otherwise a built-in signature runner gives the same commands and result
+shapes. With no ``configure_lm``, a namespace uses the dummy LM.
+
+How DSPy is used (DSPy keeps process-wide state; a worker serves many sessions):
+
+* DSPy is imported when this module is (at worker start, in the main thread,
+  before the ``ready`` notice), not inside the first request; with it,
+  ``dspy.configure(disable_history=True)`` is called once, there. Nothing
+  calls ``dspy.configure`` again: DSPy refuses it from any other thread.
+* Every execution runs inside ``dspy.context(lm=<the session's LM>,
+  disable_history=True, trace=[])``: the session's own LM, no prompt kept in
+  DSPy's process-wide history (which ``cleanup_session`` could not clear), a
+  trace list that dies with the call.
+* A session's ``dspy.LM`` is built by ``configure_lm`` (so a configuration DSPy
+  refuses is ``configure_lm``'s error), with ``cache=False`` (DSPy's cache key
+  ignores ``api_key`` and ``api_base``: sessions with different endpoints would
+  share answers) and ``num_retries=0`` (one execution, one request) unless the
+  session asks otherwise (``cache``, ``num_retries``), ``timeout`` from
+  ``timeout_s``; the model is sent as ``openai/<model>`` unless it already
+  starts with ``openai/``; a keyless local endpoint gets a placeholder key.
+* Before DSPy is imported: ``LITELLM_LOCAL_MODEL_COST_MAP=True`` and
+  ``LITELLM_OFFLINE_MODE=true`` (DSPy and litellm otherwise fetch a model map
+  from the network, 5 s timeout) and ``DSPY_CACHEDIR`` set to a per-worker
+  temporary directory, each unless already set.
+* Failures keep DSPy's structure: a ``dspy.LMError`` (or a litellm exception)
+  becomes :class:`pyvisor.lm.LMError` with its ``status``, ``retry_after``,
+  ``code``, ``provider``, ``request_id`` and ``kind`` (the DSPy class name); a
+  ``dspy.AdapterParseError`` becomes :class:`pyvisor.lm.AdapterParseError`.
+* Token usage (``dspy.track_usage``) is in ``execute_program``'s result as
+  ``usage`` when the LM reported some.
 
 ``PYVISOR_DSPY``: ``auto`` (default: use dspy if importable), ``off`` (never
 import it), ``require`` (fail the command if it cannot be imported).
@@ -28,19 +57,48 @@ anything had to be (re)made). A host that keeps the specs (the TypeScript
 configuration a namespace already has is a no-op.
 """
 
+import contextvars
 import copy
 import os
+import sys
+import threading
 import time
 
 from .registry import command, on_cleanup, on_stats
 from . import lm as _lm
-from .lm import LMError
+from .lm import AdapterParseError, LMError
 
-__all__ = ["SessionRequiredError", "ProgramNotFoundError", "LMError", "STATE_KEY"]
+__all__ = ["SessionRequiredError", "ProgramNotFoundError", "LMError", "AdapterParseError",
+           "STATE_KEY", "RESERVED_FIELD_NAMES", "dspy_module", "engine_name"]
 
 #: Key of the DSPy namespace inside a session's dict.
 STATE_KEY = "__pyvisor_dspy__"
 PROGRAM_TYPES = ("predict", "chain_of_thought")
+#: The oldest DSPy the bridge drives (tested with the pin in python/requirements-dspy.txt).
+MIN_DSPY_MAJOR = 3
+#: Sent as the API key to an endpoint configured without one (a local server):
+#: DSPy refuses to call an OpenAI-compatible endpoint without a key.
+NO_KEY_PLACEHOLDER = "pyvisor-no-key"
+#: Longest DSPy error message passed on (an AdapterParseError quotes the whole reply).
+MAX_MESSAGE = 4000
+
+# Field names a signature may not use, with the reason. Engine-independent: the
+# built-in runner refuses them too, so a program means the same on every worker.
+#: Keyword arguments ``dspy.Predict`` takes for itself (``lm``, ``config``,
+#: ``demos``, ``signature``, ``new_signature``) and the parameters of its call
+#: (``self``, and ``completions``, which it passes on next to the inputs).
+PREDICT_RESERVED = frozenset(("lm", "config", "demos", "signature", "new_signature", "self",
+                              "completions"))
+#: Attributes of ``dspy.Signature``, its metaclass and ``pydantic.BaseModel``
+#: (DSPy 3.4 on pydantic 2): a field with such a name shadows the attribute or is
+#: refused by pydantic. Names starting with ``model_`` are pydantic's too.
+PYDANTIC_RESERVED = frozenset((
+    "append", "append_instructions", "construct", "copy", "delete", "dict", "dump_state",
+    "equals", "fields", "from_orm", "input_fields", "insert", "instructions", "json",
+    "load_state", "mro", "output_fields", "parse_file", "parse_obj", "parse_raw", "prepend",
+    "register", "schema", "schema_json", "signature", "update_forward_refs", "validate",
+    "with_instructions", "with_updated_fields"))
+RESERVED_FIELD_NAMES = PREDICT_RESERVED | PYDANTIC_RESERVED
 
 
 class SessionRequiredError(ValueError):
@@ -54,35 +112,77 @@ class ProgramNotFoundError(LookupError):
         return self.args[0] if self.args else ""
 
 
-# -- dspy probing -----------------------------------------------------------
+# -- dspy probing (at import: worker start) -----------------------------------
 
 _dspy_state = {"probed": False, "module": None, "error": None}
+
+
+def _prepare_environment():
+    """What DSPy and litellm read from the environment, set before they are
+    imported; a value the worker was given is kept."""
+    env = os.environ
+    # DSPy's model metadata and litellm's cost map are otherwise fetched from the
+    # network on first use (5 s timeout); offline mode stops litellm's other fetches.
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    env.setdefault("LITELLM_OFFLINE_MODE", "true")
+    if not env.get("DSPY_CACHEDIR"):
+        # Not created here: only a session that asks for cache=True makes DSPy write there.
+        import tempfile
+        d = os.path.join(tempfile.gettempdir(), "pyvisor-dspy-cache-%d-%s"
+                         % (os.getpid(), os.urandom(4).hex()))
+        env["DSPY_CACHEDIR"] = d
+        import atexit
+        import shutil
+        atexit.register(shutil.rmtree, d, True)
 
 
 def dspy_module():
     """The ``dspy`` module when usable, else ``None`` (probed once)."""
     st = _dspy_state
-    if st["probed"]:
-        if st["module"] is None and st["error"] and _dspy_mode() == "require":
-            raise ImportError("PYVISOR_DSPY=require but dspy is unusable: %s" % st["error"])
-        return st["module"]
+    if not st["probed"]:
+        _probe()
+    if st["module"] is None and st["error"] and _dspy_mode() == "require":
+        raise ImportError("PYVISOR_DSPY=require but dspy is unusable: %s" % st["error"])
+    return st["module"]
+
+
+def _probe():
+    st = _dspy_state
     st["probed"] = True
-    mode = _dspy_mode()
-    if mode == "off":
-        return None
+    if _dspy_mode() == "off":
+        return
+    _prepare_environment()
     try:
         import dspy  # noqa
+        version = getattr(dspy, "__version__", "?")
+        try:
+            major = int(str(version).split(".")[0])
+        except ValueError:
+            major = None
+        if major is not None and major < MIN_DSPY_MAJOR:
+            raise ImportError("dspy %s is too old: the bridge needs dspy >= %d "
+                              "(python/requirements-dspy.txt)" % (version, MIN_DSPY_MAJOR))
         for attr in ("Predict", "ChainOfThought", "Signature", "InputField", "OutputField",
-                     "LM", "context"):
+                     "LM", "context", "configure", "utils"):
             if not hasattr(dspy, attr):
-                raise ImportError("dspy %s lacks dspy.%s (need dspy >= 2.5)"
-                                  % (getattr(dspy, "__version__", "?"), attr))
+                raise ImportError("dspy %s lacks dspy.%s (need dspy >= %d)"
+                                  % (version, attr, MIN_DSPY_MAJOR))
+        if not hasattr(dspy.utils, "DummyLM"):
+            raise ImportError("dspy %s lacks dspy.utils.DummyLM" % version)
+        _configure_once(dspy)
         st["module"] = dspy
     except Exception as e:  # a broken install must not break the worker
         st["error"] = "%s: %s" % (type(e).__name__, e)
-        if mode == "require":
-            raise ImportError("PYVISOR_DSPY=require but dspy is unusable: %s" % st["error"])
-    return st["module"]
+        if sys.version_info < (3, 10):
+            st["error"] += (" (DSPy 3.x needs Python >= 3.10; this worker runs %d.%d.%d)"
+                            % sys.version_info[:3])
+
+
+def _configure_once(dspy):
+    """The one ``dspy.configure`` of the process: from the main thread (DSPy
+    refuses ``configure`` from any thread but the first that called it)."""
+    if threading.current_thread() is threading.main_thread():
+        dspy.configure(disable_history=True)
 
 
 def _dspy_mode():
@@ -120,9 +220,9 @@ class Namespace(object):
     def __init__(self, label):
         self.label = label
         self.programs = {}
-        self.lm = None
-        self.lm_args = None  # the configure_lm args that built ``lm``
-        self.dspy_lm = None
+        self.lm = None        # the built-in LM object (its provider/model label the results)
+        self.lm_args = None   # the configure_lm args that built ``lm``
+        self.dspy_lm = None   # the session's dspy.LM / DummyLM when dspy is in use
 
 
 _global = Namespace("the standalone namespace")
@@ -195,8 +295,8 @@ def _spec_key(args):
 def _program(ns, args, cmd):
     """The program ``args`` names, and whether ``args["restore"]`` had to (re)make
     it or the namespace's LM. Without ``restore``, a missing program is a
-    ProgramNotFoundError. With it, everything is validated before anything
-    changes, so a failing restore leaves the namespace as it was."""
+    ProgramNotFoundError. With it, everything is validated (and built) before
+    anything changes, so a failing restore leaves the namespace as it was."""
     pid = _program_id(args, cmd)
     p = ns.programs.get(pid)
     if args.get("restore") is None:
@@ -204,17 +304,26 @@ def _program(ns, args, cmd):
             raise ProgramNotFoundError("Program '%s' not found in %s" % (pid, ns.label))
         return p, None
     lm_args, prog = _restore_args(args, pid, cmd)
-    lm = None
+    made = None
     if lm_args is not None and not (ns.lm is not None and ns.lm_args == lm_args):
-        lm = _lm.make_lm(lm_args, "configure_lm")
+        made = _make_lm(lm_args, "configure_lm")
     fresh = None
     if p is None or p.spec != _spec_key(prog):
         fresh = _build_program(ns, prog, replace=True)
-    if lm is not None:
-        _set_lm(ns, lm, lm_args)
+    if made is not None:
+        _set_lm(ns, made, lm_args)
     if fresh is not None:
         p = ns.programs[pid] = fresh
-    return p, lm is not None or fresh is not None
+    return p, made is not None or fresh is not None
+
+
+def _close_dspy_lm(dlm):
+    close = getattr(dlm, "close", None)
+    if close is not None:
+        try:
+            close()  # DSPy 3.4: releases the LM's connection pools
+        except Exception:
+            pass
 
 
 @on_cleanup
@@ -223,6 +332,8 @@ def _cleanup(session_id, session):
     n = len(ns.programs) if ns is not None else 0
     if ns is not None:
         ns.programs.clear()
+        if ns.dspy_lm is not None:
+            _close_dspy_lm(ns.dspy_lm)
         ns.lm = ns.lm_args = ns.dspy_lm = None
     return {"freed_programs": n}
 
@@ -238,6 +349,18 @@ def _stats(sessions):
 
 
 # -- signature validation ---------------------------------------------------
+
+def _reserved_reason(name, ptype):
+    if name in PREDICT_RESERVED:
+        if name in ("self", "completions"):
+            return "dspy.Predict's call has a parameter of that name"
+        return "dspy.Predict takes '%s' as its own keyword argument" % name
+    if name in PYDANTIC_RESERVED:
+        return "it names an attribute of dspy.Signature (a pydantic model)"
+    if name.startswith("model_"):
+        return "names starting with 'model_' are pydantic's"
+    return None
+
 
 def normalize_signature(sig, ptype, cmd="create_program"):
     """Validate a wire signature; return ``{inputs, outputs, instructions}``
@@ -275,6 +398,10 @@ def normalize_signature(sig, ptype, cmd="create_program"):
             if name == "reasoning" and ptype == "chain_of_thought":
                 raise ValueError("%s: %s.name 'reasoning' is reserved for chain_of_thought's "
                                  "own reasoning output" % (cmd, where))
+            reason = _reserved_reason(name, ptype)
+            if reason is not None:
+                raise ValueError("%s: %s.name '%s' is reserved: %s"
+                                 % (cmd, where, name, reason))
             seen[name] = where
             desc = f.get("description")
             if desc is None:
@@ -294,6 +421,8 @@ def normalize_signature(sig, ptype, cmd="create_program"):
     return out
 
 
+# -- the DSPy engine ----------------------------------------------------------
+
 def _build_dspy_module(dspy, signature, ptype):
     fields = {}
     for f in signature["inputs"]:
@@ -309,20 +438,171 @@ def _build_dspy_module(dspy, signature, ptype):
     return dspy.ChainOfThought(sig) if ptype == "chain_of_thought" else dspy.Predict(sig)
 
 
-def _dspy_lm_for(dspy, ns):
-    """A dspy.LM matching the namespace's openai configuration (cached)."""
-    if ns.dspy_lm is None:
-        cfg = ns.lm
-        model = cfg.model if "/" in cfg.model else "openai/" + cfg.model
-        kw = {"api_base": cfg.base_url, "timeout": cfg.timeout_s}
-        if cfg.api_key:
-            kw["api_key"] = cfg.api_key
-        if cfg.temperature is not None:
-            kw["temperature"] = cfg.temperature
-        if cfg.max_tokens is not None:
-            kw["max_tokens"] = cfg.max_tokens
-        ns.dspy_lm = dspy.LM(model, **kw)
-    return ns.dspy_lm
+def dspy_model_name(model):
+    """The model string for ``dspy.LM`` of an OpenAI-compatible endpoint:
+    ``openai/`` + the name, unless the name already starts with ``openai/``
+    (``meta-llama/Llama-3`` is a model name there, not a provider)."""
+    return model if model.startswith("openai/") else "openai/" + model
+
+
+#: (runner, signature, inputs, reasoning) of the execution in progress: what the
+#: dspy DummyLM of the ``dummy`` provider answers from.
+_CURRENT = contextvars.ContextVar("pyvisor_dspy_call", default=None)
+
+
+class _DummyAnswers(object):
+    """The answers iterator of a ``dspy.utils.DummyLM``: each LM call takes the
+    built-in dummy's outputs for the execution in progress."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        call = _CURRENT.get()
+        if call is None or call[0] is not self.runner:
+            raise StopIteration  # DummyLM answers "No more responses"
+        _, signature, inputs, reasoning = call
+        return {k: v if isinstance(v, str) else _lm._text(v)
+                for k, v in self.runner.complete(signature, inputs, reasoning).items()}
+
+
+def _dspy_dummy(dspy, runner):
+    return dspy.utils.DummyLM(_DummyAnswers(runner))
+
+
+def _build_dspy_lm(dspy, cfg, cmd):
+    """The session's DSPy LM for the built-in LM object ``cfg`` (validated)."""
+    if cfg.provider == "dummy":
+        return _dspy_dummy(dspy, cfg)
+    model = dspy_model_name(cfg.model)
+    kw = {"api_base": cfg.base_url, "api_key": cfg.api_key or NO_KEY_PLACEHOLDER,
+          "timeout": cfg.timeout_s, "cache": cfg.cache, "num_retries": cfg.num_retries}
+    if cfg.temperature is not None:
+        kw["temperature"] = cfg.temperature
+    if cfg.max_tokens is not None:
+        kw["max_tokens"] = cfg.max_tokens
+    try:
+        return dspy.LM(model, **kw)
+    except (ValueError, TypeError) as e:
+        raise ValueError("%s: dspy.LM(%r) refused the configuration: %s"
+                         % (cmd, model, _clip(str(e)))) from e
+    except Exception as e:
+        raise _lm_error(e, "%s: dspy.LM(%r) refused the configuration" % (cmd, model)) from e
+
+
+def _make_lm(args, cmd):
+    """Validate configure_lm ``args``; return ``(built-in LM, DSPy LM or None)``."""
+    cfg = _lm.make_lm(args, cmd)
+    dspy = dspy_module()
+    return cfg, (_build_dspy_lm(dspy, cfg, cmd) if dspy is not None else None)
+
+
+def _clip(text):
+    text = text.strip()
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
+
+
+def _causes(e):
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _int_status(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 else None
+
+
+def _lm_error(e, prefix):
+    """``e`` (raised by DSPy) as a pyvisor LMError / AdapterParseError, keeping
+    its structure: DSPy 3.4's ``status``/``retry_after``/``code``/``provider``/
+    ``request_id`` attributes, or litellm's ``status_code`` where an unwrapped
+    litellm exception surfaces, found on ``e`` or along its causes."""
+    kind = type(e).__name__
+    names = [c.__name__ for c in type(e).__mro__]
+    if "AdapterParseError" in names:
+        return AdapterParseError("%s: %s: %s" % (prefix, kind, _clip(str(e))), kind=kind,
+                                 code=getattr(e, "code", None) or "adapter_parse_error")
+    status = retry_after = None
+    for c in _causes(e):
+        status = _int_status(getattr(c, "status", None)) or \
+            _int_status(getattr(c, "status_code", None))
+        if status is not None:
+            ra = getattr(c, "retry_after", None)
+            if ra is None:
+                headers = getattr(getattr(c, "response", None), "headers", None)
+                ra = _lm._retry_after(headers) if headers is not None else None
+            if isinstance(ra, (int, float)) and not isinstance(ra, bool):
+                retry_after = float(ra)
+            break
+    code = getattr(e, "code", None)
+    if not isinstance(code, str):
+        code = _lm._status_code(status) if status is not None else None
+    provider = getattr(e, "provider", None)
+    request_id = getattr(e, "request_id", None)
+    note = ""
+    if status is not None:
+        note = " (HTTP %d%s)" % (status, ", retry after %gs" % retry_after
+                                 if retry_after is not None else "")
+    return LMError("%s: %s%s: %s" % (prefix, kind, note, _clip(str(e))), status=status,
+                   retry_after=retry_after, code=code,
+                   provider=provider if isinstance(provider, str) else None,
+                   request_id=request_id if isinstance(request_id, str) else None, kind=kind)
+
+
+def _track_usage(dspy):
+    track = getattr(dspy, "track_usage", None)
+    if track is None:
+        import contextlib
+        return contextlib.nullcontext(None)
+    return track()
+
+
+def _usage_of(tracker):
+    """The run's token usage summed over its LM calls (one LM per session), or None."""
+    if tracker is None:
+        return None
+    try:
+        totals = tracker.get_total_tokens()
+    except Exception:
+        return None
+    out = {}
+    for per_lm in (totals or {}).values():
+        counts = _lm.usage_counts(per_lm) or {}
+        for k, v in counts.items():
+            if isinstance(v, dict):
+                inner = out.setdefault(k, {})
+                for ik, iv in v.items():
+                    inner[ik] = inner.get(ik, 0) + iv
+            else:
+                out[k] = out.get(k, 0) + v
+    return out or None
+
+
+def _run_dspy(dspy, p, dspy_lm, runner, inputs):
+    """Run the program's DSPy module with the session's LM; ``(outputs, usage)``."""
+    reasoning = p.type == "chain_of_thought"
+    token = _CURRENT.set((runner, p.signature, inputs, reasoning))
+    try:
+        with dspy.context(lm=dspy_lm, disable_history=True, trace=[]):
+            with _track_usage(dspy) as tracker:
+                pred = p.module(**inputs)
+    except Exception as e:
+        raise _lm_error(e, "dspy program '%s' failed" % p.program_id) from e
+    finally:
+        _CURRENT.reset(token)
+    names = (["reasoning"] if reasoning else []) + [f["name"] for f in p.signature["outputs"]]
+    outputs = {}
+    for name in names:
+        try:
+            outputs[name] = _plain(pred[name])  # not getattr: Prediction has methods named keys, items, ...
+        except KeyError:
+            outputs[name] = None
+    return outputs, (_usage_of(tracker) if runner.provider != "dummy" else None)
 
 
 def _plain(v):
@@ -337,10 +617,13 @@ def _plain(v):
 
 # -- commands ---------------------------------------------------------------
 
-def _set_lm(ns, lm, lm_args):
-    ns.lm = lm
+def _set_lm(ns, made, lm_args):
+    cfg, dspy_lm = made
+    if ns.dspy_lm is not None and ns.dspy_lm is not dspy_lm:
+        _close_dspy_lm(ns.dspy_lm)
+    ns.lm = cfg
     ns.lm_args = copy.deepcopy(lm_args)
-    ns.dspy_lm = None
+    ns.dspy_lm = dspy_lm
 
 
 def _build_program(ns, args, replace=False):
@@ -375,7 +658,7 @@ def configure_lm(args, ctx):
     args = _args(args, "configure_lm")
     ns = _namespace(ctx, "configure_lm")
     if ns.lm is None or ns.lm_args != args:  # the same configuration again: a no-op
-        _set_lm(ns, _lm.make_lm(args, "configure_lm"), args)
+        _set_lm(ns, _make_lm(args, "configure_lm"), args)
     return {"configured": True, "provider": ns.lm.provider, "model": ns.lm.model}
 
 
@@ -414,28 +697,18 @@ def execute_program(args, ctx):
         raise ValueError("execute_program: %s for program '%s' (expects: %s)"
                          % ("; ".join(parts), p.program_id, ", ".join(expected)))
     lm = ns.lm if ns.lm is not None else _lm.DummyLM()
-    reasoning = p.type == "chain_of_thought"
-    if lm.provider != "dummy" and p.module is not None:
+    if p.module is not None:
         dspy = dspy_module()
-        try:
-            with dspy.context(lm=_dspy_lm_for(dspy, ns)):
-                pred = p.module(**inputs)
-        except Exception as e:
-            raise LMError("dspy program '%s' failed: %s: %s"
-                          % (p.program_id, type(e).__name__, e)) from e
-        outputs = {}
-        if reasoning:
-            r = getattr(pred, "reasoning", None)
-            if r is None:
-                r = getattr(pred, "rationale", "")
-            outputs["reasoning"] = _plain(r)
-        for f in p.signature["outputs"]:
-            outputs[f["name"]] = _plain(getattr(pred, f["name"], None))
+        dspy_lm = ns.dspy_lm if ns.lm is not None else _dspy_dummy(dspy, lm)
+        outputs, usage = _run_dspy(dspy, p, dspy_lm, lm, inputs)
     else:
-        outputs = lm.complete(p.signature, inputs, reasoning)
+        outputs, usage = lm.run(p.signature, inputs, p.type == "chain_of_thought")
     p.executions += 1
-    return _with_restored({"program_id": p.program_id, "outputs": outputs,
-                           "provider": lm.provider, "model": lm.model}, restored)
+    result = {"program_id": p.program_id, "outputs": outputs, "provider": lm.provider,
+              "model": lm.model}
+    if usage:
+        result["usage"] = usage
+    return _with_restored(result, restored)
 
 
 @command("list_programs")
@@ -470,3 +743,9 @@ def _with_restored(result, restored):
     if restored is not None:
         result["restored"] = restored
     return result
+
+
+# Import DSPy now, at worker start (the module is preloaded by dspy_bridge.py in
+# the main thread, before the ``ready`` notice): ~0.7 s here instead of inside the
+# first request, and the one ``dspy.configure`` happens in the main thread.
+_probe()

@@ -8,13 +8,18 @@ Both implement ``complete(signature, inputs, reasoning) -> dict`` where
 ``signature`` is the normalized signature dict (``inputs``/``outputs`` lists of
 ``{name, description}`` and ``instructions``), ``inputs`` maps input names to
 values and ``reasoning`` asks for a leading ``reasoning`` output
-(chain of thought).
+(chain of thought), and ``run(...) -> (outputs, usage)``, where ``usage`` is
+the token usage the endpoint reported (``None`` when it reported none).
+
+:func:`make_lm` validates ``configure_lm``'s arguments for both engines; the
+real-DSPy engine (``pyvisor.dspy_commands``) builds its ``dspy.LM`` from the
+object it returns.
 """
 
 import os
 
-__all__ = ["LMError", "DummyLM", "OpenAILM", "make_lm", "build_messages", "parse_outputs",
-           "DEFAULT_OPENAI_BASE_URL", "DEFAULT_OPENAI_MODEL"]
+__all__ = ["LMError", "AdapterParseError", "DummyLM", "OpenAILM", "make_lm", "build_messages",
+           "parse_outputs", "usage_counts", "DEFAULT_OPENAI_BASE_URL", "DEFAULT_OPENAI_MODEL"]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -23,12 +28,68 @@ PROVIDERS = ("dummy", "openai")
 
 
 class LMError(RuntimeError):
-    """The language model could not produce outputs. ``status`` holds the
-    HTTP status when there was one."""
+    """The language model could not produce outputs.
 
-    def __init__(self, message, status=None):
+    The structure follows DSPy 3.x's ``dspy.LMError`` (``dspy.utils.exceptions``),
+    whichever engine raised it: ``status`` (the HTTP status, when there was
+    one), ``retry_after`` (seconds the provider asked to wait, from a 429's
+    ``Retry-After``), ``code`` (DSPy's stable error code: ``auth``,
+    ``rate_limit``, ``server``, ``timeout``, ``transport``, ``invalid_request``,
+    ``provider``, ...), ``provider``, ``request_id``, and ``kind``: the class
+    name of the DSPy exception it reports (``LMAuthError``, ...), or ``None``
+    from the built-in runner. :attr:`details` has the ones that are set.
+    """
+
+    def __init__(self, message, status=None, retry_after=None, code=None, provider=None,
+                 request_id=None, kind=None):
         RuntimeError.__init__(self, message)
         self.status = status
+        self.retry_after = retry_after
+        self.code = code
+        self.provider = provider
+        self.request_id = request_id
+        self.kind = kind
+
+    @property
+    def details(self):
+        """``{status, retry_after, code, provider, request_id, kind}``, the ones
+        that are set (plain values, for the wire)."""
+        out = {}
+        for key in ("status", "retry_after", "code", "provider", "request_id", "kind"):
+            v = getattr(self, key, None)
+            if v is not None:
+                out[key] = v
+        return out
+
+
+class AdapterParseError(LMError):
+    """The LM answered, but its reply could not be read as the signature's
+    outputs (DSPy's ``dspy.AdapterParseError``; the built-in runner raises it
+    for a reply that is not the JSON object it asked for)."""
+
+
+def _status_code(status):
+    """DSPy's error code for an HTTP status."""
+    if status in (401, 403):
+        return "auth"
+    if status == 402:
+        return "billing"
+    if status == 429:
+        return "rate_limit"
+    if status is not None and status >= 500:
+        return "server"
+    if status is not None and status >= 400:
+        return "invalid_request"
+    return "provider"
+
+
+def _retry_after(headers):
+    """Seconds from a ``Retry-After`` header (delta-seconds only), or None."""
+    try:
+        v = headers.get("Retry-After") if headers is not None else None
+        return float(v) if v is not None and float(v) >= 0 else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _text(v):
@@ -91,6 +152,10 @@ class DummyLM(object):
             name = f["name"]
             out[name] = picked[name] if name in picked else "dummy %s to: %s" % (name, subject)
         return out
+
+    def run(self, signature, inputs, reasoning=False):
+        """``(outputs, None)``: a dummy reports no token usage."""
+        return self.complete(signature, inputs, reasoning), None
 
 
 def build_messages(signature, inputs, reasoning=False):
@@ -158,10 +223,10 @@ def parse_outputs(content, signature, reasoning=False):
                 out[n] = obj[n]
             return out
         if len(names) != 1:
-            raise LMError("LM reply lacks output field(s) %s: %s"
+            raise AdapterParseError("LM reply lacks output field(s) %s: %s"
                           % (", ".join(repr(m) for m in missing), _excerpt(content)))
     elif len(names) != 1:
-        raise LMError("LM reply is not a JSON object with the fields %s: %s"
+        raise AdapterParseError("LM reply is not a JSON object with the fields %s: %s"
                       % (", ".join(repr(n) for n in names), _excerpt(content)))
     # One output field: the whole text is the answer.
     out = {}
@@ -172,18 +237,26 @@ def parse_outputs(content, signature, reasoning=False):
 
 
 class OpenAILM(object):
-    """OpenAI-compatible chat completions over urllib."""
+    """OpenAI-compatible chat completions over urllib.
+
+    ``cache`` and ``num_retries`` are kept for the real-DSPy engine (its
+    ``dspy.LM(cache=..., num_retries=...)``); this runner never caches and never
+    retries: one execution is one HTTP request.
+    """
 
     provider = "openai"
 
     def __init__(self, model=DEFAULT_OPENAI_MODEL, base_url=DEFAULT_OPENAI_BASE_URL,
-                 api_key=None, timeout_s=DEFAULT_TIMEOUT_S, temperature=None, max_tokens=None):
+                 api_key=None, timeout_s=DEFAULT_TIMEOUT_S, temperature=None, max_tokens=None,
+                 cache=False, num_retries=0):
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout_s = float(timeout_s)
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.cache = bool(cache)
+        self.num_retries = int(num_retries)
         self.calls = 0
 
     @property
@@ -200,6 +273,10 @@ class OpenAILM(object):
 
     def chat(self, messages):
         """POST the messages; return the reply text."""
+        return self.chat_with_usage(messages)[0]
+
+    def chat_with_usage(self, messages):
+        """POST the messages; return ``(reply text, usage or None)``."""
         import json
         import socket
         import urllib.error
@@ -224,40 +301,71 @@ class OpenAILM(object):
             reason = e.reason or _status_phrase(e.code)
             raise LMError("openai endpoint returned %d %s: %s"
                           % (e.code, reason, _excerpt(body) or "(empty body)"),
-                          status=e.code) from None
+                          status=e.code, retry_after=_retry_after(e.headers),
+                          code=_status_code(e.code), provider="openai") from None
         except urllib.error.URLError as e:
             r = e.reason
             if isinstance(r, (socket.timeout, TimeoutError)):
                 raise LMError("openai endpoint timed out after %gs (%s)"
-                              % (self.timeout_s, url)) from None
+                              % (self.timeout_s, url), code="timeout",
+                              provider="openai") from None
             if isinstance(r, ConnectionRefusedError):
-                raise LMError("openai endpoint refused the connection (%s)" % url) from None
-            raise LMError("openai endpoint unreachable (%s): %s" % (url, r)) from None
+                raise LMError("openai endpoint refused the connection (%s)" % url,
+                              code="transport", provider="openai") from None
+            raise LMError("openai endpoint unreachable (%s): %s" % (url, r),
+                          code="transport", provider="openai") from None
         except (socket.timeout, TimeoutError):
             raise LMError("openai endpoint timed out after %gs (%s)"
-                          % (self.timeout_s, url)) from None
+                          % (self.timeout_s, url), code="timeout", provider="openai") from None
         except ConnectionError as e:
-            raise LMError("openai endpoint connection failed (%s): %s" % (url, e)) from None
+            raise LMError("openai endpoint connection failed (%s): %s" % (url, e),
+                          code="transport", provider="openai") from None
         except OSError as e:
-            raise LMError("openai endpoint request failed (%s): %s" % (url, e)) from None
+            raise LMError("openai endpoint request failed (%s): %s" % (url, e),
+                          code="transport", provider="openai") from None
         try:
             payload = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             raise LMError("openai endpoint returned malformed JSON: %s"
-                          % (_excerpt(raw) or "(empty body)")) from None
+                          % (_excerpt(raw) or "(empty body)"), status=200, code="provider",
+                          provider="openai") from None
         try:
             content = payload["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise LMError("openai endpoint reply has no choices[0].message.content: %s"
-                          % _excerpt(raw)) from None
+                          % _excerpt(raw), status=200, code="provider",
+                          provider="openai") from None
         if not isinstance(content, str):
             raise LMError("openai endpoint reply content is %s, not text: %s"
-                          % (type(content).__name__, _excerpt(raw)))
-        return content
+                          % (type(content).__name__, _excerpt(raw)), status=200,
+                          code="provider", provider="openai")
+        return content, usage_counts(payload.get("usage") if isinstance(payload, dict) else None)
 
     def complete(self, signature, inputs, reasoning=False):
-        content = self.chat(build_messages(signature, inputs, reasoning))
-        return parse_outputs(content, signature, reasoning)
+        return self.run(signature, inputs, reasoning)[0]
+
+    def run(self, signature, inputs, reasoning=False):
+        content, usage = self.chat_with_usage(build_messages(signature, inputs, reasoning))
+        return parse_outputs(content, signature, reasoning), usage
+
+
+def usage_counts(usage):
+    """The token counts of an OpenAI-style ``usage`` map (the integer entries,
+    and nested maps of them such as ``prompt_tokens_details``), or None when
+    there are none."""
+    if not isinstance(usage, dict):
+        return None
+    out = {}
+    for k, v in usage.items():
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)):
+            out[str(k)] = v
+        elif isinstance(v, dict):
+            inner = usage_counts(v)
+            if inner:
+                out[str(k)] = inner
+    return out or None
 
 
 def _status_phrase(code):
@@ -292,6 +400,10 @@ def make_lm(args, cmd="configure_lm"):
     model = args.get("model")
     if model is not None and (not isinstance(model, str) or not model):
         raise ValueError("%s: model must be a non-empty string, got %r" % (cmd, model))
+    cache = args.get("cache")
+    if cache is not None and not isinstance(cache, bool):
+        raise ValueError("%s: cache must be true or false, got %r" % (cmd, cache))
+    num_retries = _num(args, "num_retries", cmd, int, 0)
     if provider == "dummy":
         answers = args.get("answers")
         if answers is not None:
@@ -331,4 +443,5 @@ def make_lm(args, cmd="configure_lm"):
     temperature = _num(args, "temperature", cmd, float, 0)
     max_tokens = _num(args, "max_tokens", cmd, int, 1)
     return OpenAILM(model or DEFAULT_OPENAI_MODEL, base_url, api_key,
-                    timeout_s or DEFAULT_TIMEOUT_S, temperature, max_tokens)
+                    timeout_s or DEFAULT_TIMEOUT_S, temperature, max_tokens,
+                    cache=bool(cache), num_retries=num_retries or 0)

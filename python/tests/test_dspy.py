@@ -19,7 +19,7 @@ try:
 except Exception:
     HAVE_DSPY = False
 
-# The built-in runner is what these tests pin down; real dspy has its own class.
+# The built-in runner is what these tests pin down; real dspy has tests/test_dspy_real.py.
 BUILTIN_ENV = {"PYVISOR_DSPY": "off"}
 
 QA = {"inputs": [{"name": "question", "description": "a question"}],
@@ -28,7 +28,8 @@ QA = {"inputs": [{"name": "question", "description": "a question"}],
 
 class FakeOpenAI(object):
     """A local chat-completions server; the URL path picks the behavior:
-    /ok/v1, /401/v1, /429/v1, /500/v1, /malformed/v1, /text/v1, /slow/v1."""
+    /ok/v1, /usage/v1 (reports token usage), /401/v1, /429/v1 (Retry-After: 7),
+    /500/v1, /malformed/v1, /text/v1, /slow/v1."""
 
     def __init__(self):
         self.requests = []
@@ -48,7 +49,8 @@ class FakeOpenAI(object):
                 if mode == "401":
                     return self._send(401, b'{"error": {"message": "Incorrect API key provided"}}')
                 if mode == "429":
-                    return self._send(429, b'{"error": {"message": "Rate limit reached"}}')
+                    return self._send(429, b'{"error": {"message": "Rate limit reached"}}',
+                                      {"Retry-After": "7"})
                 if mode == "500":
                     return self._send(500, b"upstream exploded")
                 if mode == "malformed":
@@ -68,13 +70,18 @@ class FakeOpenAI(object):
                 payload = {"id": "cmpl-1", "object": "chat.completion",
                            "choices": [{"index": 0, "message": {"role": "assistant",
                                                                 "content": content}}]}
+                if mode == "usage":
+                    payload["usage"] = {"prompt_tokens": 11, "completion_tokens": 7,
+                                        "total_tokens": 18, "is_byok": False}
                 try:
                     self._send(200, json.dumps(payload).encode())
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def _send(self, code, data):
+            def _send(self, code, data, headers=None):
                 self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -301,6 +308,33 @@ class TestValidation(DspyPoolCase):
                           "configure_lm: timeout_s must be > 0, got 0.0")
         self.assert_error(c, {"provider": "openai", "base_url": "http://h", "max_tokens": 1.5},
                           "configure_lm: max_tokens must be an integer, got 1.5")
+        self.assert_error(c, {"provider": "openai", "base_url": "http://h", "cache": "yes"},
+                          "configure_lm: cache must be true or false, got 'yes'")
+        self.assert_error(c, {"provider": "openai", "base_url": "http://h", "num_retries": -1},
+                          "configure_lm: num_retries must be >= 0, got -1")
+        self.assert_error(c, {"provider": "dummy", "num_retries": 1.5},
+                          "configure_lm: num_retries must be an integer, got 1.5")
+
+    def test_reserved_field_names(self):
+        def check(part, name, reason):
+            sig = {"inputs": [{"name": "q"}], "outputs": [{"name": "a"}]}
+            sig[part] = [{"name": name}]
+            self.assert_error("create_program", {"signature": sig},
+                              "create_program: signature.%s[0].name '%s' is reserved: %s"
+                              % (part, name, reason))
+        for name in ("lm", "config", "demos", "signature", "new_signature"):
+            reason = "dspy.Predict takes '%s' as its own keyword argument" % name
+            check("inputs", name, reason)
+            check("outputs", name, reason)
+        for name in ("self", "completions"):
+            check("inputs", name, "dspy.Predict's call has a parameter of that name")
+        for name in ("instructions", "fields", "json", "copy", "schema", "validate", "dict"):
+            check("inputs", name, "it names an attribute of dspy.Signature (a pydantic model)")
+            check("outputs", name, "it names an attribute of dspy.Signature (a pydantic model)")
+        check("outputs", "model_config", "names starting with 'model_' are pydantic's")
+        # names a Prediction has methods for are fine (outputs are read with pred[name])
+        self.call("create_program", {"signature": {"inputs": ["items", "text"],
+                                                   "outputs": ["keys", "values", "rationale"]}})
 
 
 class TestDummyLM(DspyPoolCase):
@@ -584,7 +618,7 @@ class TestOpenAIBackend(DspyPoolCase):
         self.configure("text")
         r = self.run_qa(signature={"inputs": [{"name": "question"}],
                                    "outputs": [{"name": "answer"}, {"name": "source"}]})
-        self.assertEqual(r["error"]["type"], "LMError")
+        self.assertEqual(r["error"]["type"], "AdapterParseError")
         self.assertIn("not a JSON object with the fields 'answer', 'source'",
                       r["error"]["message"])
 
@@ -654,49 +688,22 @@ class TestLMUnits(unittest.TestCase):
         self.assertIn('"q": "hello"', msgs[1]["content"])
 
 
-@unittest.skipUnless(HAVE_DSPY, "dspy is not importable in this interpreter")
-class TestRealDspy(WorkerTestCase):
-    """Only where dspy is installed: programs become dspy modules; the dummy
-    provider still gives the built-in deterministic results."""
-
-    def test_programs_are_dspy_modules(self):
-        w = self.spawn(mode="pool-worker", env={"PYVISOR_DSPY": "require"})
-        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
-        self.assertEqual(w.call("get_program_info", {"program_id": "qa"}, session="s")["engine"],
-                         "dspy")
-        r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
-                   session="s")
-        self.assertEqual(r["outputs"], {"answer": "dummy answer to: q"})
-
-    def test_openai_through_dspy(self):
-        srv = FakeOpenAI()
-        try:
-            w = self.spawn(mode="pool-worker", env={"PYVISOR_DSPY": "require"})
-            w.call("configure_lm", {"provider": "openai", "model": "gpt-test",
-                                    "base_url": srv.url("ok"), "api_key": "k"}, session="s")
-            w.call("create_program", {"id": "qa", "signature": QA}, session="s")
-            r = w.request("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
-                          session="s", timeout=60)
-            # dspy's own adapter formats the prompt; we only require a served call
-            self.assertTrue(srv.requests)
-            self.assertIn(r["ok"], (True, False))
-        finally:
-            srv.close()
-
-
-if __name__ == "__main__":
-    unittest.main()
-
-
 class TestDspyGlueWithStub(WorkerTestCase):
-    """Drives the dspy code path with tests/stubs/dspy (a stand-in recording
-    the calls), so the glue is exercised even where dspy is not installed."""
+    """Drives the dspy code path with tests/stubs/dspy (a stand-in for DSPy 3.4's
+    API, see its docstring), so the glue is exercised even where dspy is not
+    installed. tests/test_dspy_real.py runs the same against real DSPy."""
 
     def spawn_stubbed(self, **env):
         stub = os.path.join(helpers.TESTS_DIR, "stubs")
         e = {"PYTHONPATH": stub, "PYVISOR_DSPY": "require"}
         e.update(env)
         return self.spawn(mode="pool-worker", env=e)
+
+    def openai(self, w, session="s", **extra):
+        args = {"provider": "openai", "model": "gpt-test", "base_url": "http://127.0.0.1:9/v1",
+                "api_key": "k1"}
+        args.update(extra)
+        return w.call("configure_lm", args, session=session)
 
     def test_dspy_engine(self):
         w = self.spawn_stubbed()
@@ -705,27 +712,110 @@ class TestDspyGlueWithStub(WorkerTestCase):
                                   "signature": dict(QA, instructions="Be brief.")}, session="s")
         self.assertEqual(w.call("get_program_info", {"program_id": "qa"}, session="s")["engine"],
                          "dspy")
-        # dummy provider: built-in deterministic runner even with dspy present
+        # dummy provider: the dspy module runs with a dspy.utils.DummyLM that answers
+        # what the built-in dummy would, so the results are the built-in runner's
         r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
                    session="s")
-        self.assertEqual(r["outputs"], {"answer": "dummy answer to: q"})
-        w.call("configure_lm", {"provider": "openai", "model": "gpt-test",
-                                "base_url": "http://127.0.0.1:9/v1", "api_key": "k1"},
-               session="s")
+        self.assertEqual(r, {"program_id": "qa", "outputs": {"answer": "dummy answer to: q"},
+                             "provider": "dummy", "model": "dummy"})
+        r = w.call("execute_program", {"program_id": "cot", "inputs": {"question": "q"}},
+                   session="s")
+        self.assertEqual(r["outputs"], {"reasoning": "dummy reasoning about: q",
+                                        "answer": "dummy answer to: q"})
+        self.openai(w)
         r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
                    session="s")
         self.assertEqual(r, {"program_id": "qa", "provider": "openai", "model": "gpt-test",
                              "outputs": {"answer": "stub answer via openai/gpt-test at "
-                                                   "http://127.0.0.1:9/v1 key=k1"}})
+                                                   "http://127.0.0.1:9/v1 key=k1"},
+                             "usage": {"prompt_tokens": 3, "completion_tokens": 5,
+                                       "total_tokens": 8}})
         r = w.call("execute_program", {"program_id": "cot", "inputs": {"question": "q"}},
                    session="s")
         self.assertEqual(list(r["outputs"]), ["reasoning", "answer"])
-        self.assertEqual(r["outputs"]["reasoning"], "stub reasoning")
-        e = w.error("execute_program", {"program_id": "qa", "inputs": {"question": "explode"}},
-                    session="s")
+        self.assertTrue(r["outputs"]["reasoning"].startswith("stub reasoning via openai/gpt-test"))
+        self.assertEqual(w.call("cleanup_session", {"session_id": "s"})["freed_programs"], 2)
+
+    def test_configured_once_from_the_main_thread(self):
+        w = self.spawn_stubbed()
+        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+        w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}}, session="s")
+        self.openai(w)
+        w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}}, session="s")
+        w.close_stdin()
+        w.wait()
+        lines = [l for l in w.stderr_after_exit().splitlines() if l.startswith("dspy-stub:")]
+        self.assertEqual(lines, ["dspy-stub: configure(disable_history=True) from the main "
+                                 "thread"])
+
+    def test_dspy_lm_arguments(self):
+        w = self.spawn_stubbed(PYVISOR_TEST_UNSET_KEY="")
+        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+
+        def describe(**extra):
+            self.openai(w, **extra)
+            r = w.call("execute_program", {"program_id": "qa",
+                                           "inputs": {"question": "describe-lm"}}, session="s")
+            return json.loads(r["outputs"]["answer"])
+
+        d = describe(temperature=0.2, max_tokens=64, timeout_s=5)
+        self.assertEqual((d["model"], d["cache"], d["num_retries"]), ("openai/gpt-test", False, 0))
+        self.assertEqual(d["kwargs"], {"api_base": "http://127.0.0.1:9/v1", "api_key": "k1",
+                                       "timeout": 5.0, "temperature": 0.2, "max_tokens": 64})
+        # Routing: the name goes to the OpenAI-compatible endpoint as it is.
+        self.assertEqual(describe(model="meta-llama/Llama-3")["model"],
+                         "openai/meta-llama/Llama-3")
+        self.assertEqual(describe(model="openai/gpt-x")["model"], "openai/gpt-x")
+        # A keyless local endpoint gets a placeholder key (DSPy refuses no key).
+        d = describe(api_key=None, api_key_env="PYVISOR_TEST_UNSET_KEY")
+        self.assertEqual(d["kwargs"]["api_key"], "pyvisor-no-key")
+        # The session may ask for DSPy's cache and retries.
+        d = describe(cache=True, num_retries=2)
+        self.assertEqual((d["cache"], d["num_retries"]), (True, 2))
+        self.assertEqual(d["kwargs"]["timeout"], 60.0)
+
+    def test_configuration_errors_surface_at_configure_lm(self):
+        w = self.spawn_stubbed()
+        e = w.error("configure_lm", {"provider": "openai", "model": "openai/",
+                                     "base_url": "http://127.0.0.1:9/v1"}, session="s")
+        self.assertEqual(e["type"], "ValueError")
+        self.assertEqual(e["message"], "configure_lm: dspy.LM('openai/') refused the "
+                                       "configuration: model 'openai/' has a provider prefix "
+                                       "but no model id after it")
+        # nothing was configured: the session still has the default dummy LM
+        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+        r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                   session="s")
+        self.assertEqual(r["provider"], "dummy")
+
+    def test_errors_keep_dspys_structure(self):
+        w = self.spawn_stubbed()
+        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+        self.openai(w)
+
+        def err(question):
+            return w.error("execute_program", {"program_id": "qa",
+                                               "inputs": {"question": question}}, session="s")
+        e = err("explode")
         self.assertEqual(e["type"], "LMError")
         self.assertEqual(e["message"], "dspy program 'qa' failed: RuntimeError: stub LM exploded")
-        self.assertEqual(w.call("cleanup_session", {"session_id": "s"})["freed_programs"], 2)
+        e = err("http-401")
+        self.assertEqual((e["type"], e["message"]), (
+            "LMError", "dspy program 'qa' failed: LMAuthError (HTTP 401): [openai/gpt-test] "
+                       "Incorrect API key provided"))
+        e = err("http-429")
+        self.assertEqual(e["message"], "dspy program 'qa' failed: LMRateLimitError (HTTP 429, "
+                                       "retry after 7s): [openai/gpt-test] Rate limit reached")
+        e = err("http-500")
+        self.assertEqual(e["message"], "dspy program 'qa' failed: LMServerError (HTTP 500): "
+                                       "[openai/gpt-test] upstream exploded")
+        e = err("unparseable")
+        self.assertEqual(e["type"], "AdapterParseError")
+        self.assertTrue(e["message"].startswith(
+            "dspy program 'qa' failed: AdapterParseError: Adapter ChatAdapter failed to parse"),
+            e["message"])
+        self.assertIn("I refuse to use your format.", e["message"])
+        self.assertIs(w.call("ping")["pong"], True)
 
     def test_dspy_off(self):
         w = self.spawn_stubbed(PYVISOR_DSPY="off")
@@ -741,3 +831,53 @@ class TestDspyGlueWithStub(WorkerTestCase):
         e = w.error("create_program", {"id": "qa", "signature": QA}, session="s")
         self.assertEqual(e["type"], "ImportError")
         self.assertIn("PYVISOR_DSPY=require", e["message"])
+
+
+class TestLMErrorStructure(unittest.TestCase):
+    """The built-in runner's LMError carries the same structure as DSPy's."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = FakeOpenAI()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+
+    SIG = {"inputs": [{"name": "question", "description": ""}],
+           "outputs": [{"name": "answer", "description": ""}], "instructions": ""}
+
+    def run_mode(self, mode):
+        lm = lm_mod.make_lm({"provider": "openai", "base_url": self.srv.url(mode), "api_key": "k",
+                             "timeout_s": 5})
+        return lm.run(self.SIG, {"question": "q"})
+
+    def failure(self, mode):
+        with self.assertRaises(lm_mod.LMError) as cm:
+            self.run_mode(mode)
+        return cm.exception
+
+    def test_details(self):
+        self.assertEqual(self.failure("401").details,
+                         {"status": 401, "code": "auth", "provider": "openai"})
+        self.assertEqual(self.failure("429").details,
+                         {"status": 429, "retry_after": 7.0, "code": "rate_limit",
+                          "provider": "openai"})
+        self.assertEqual(self.failure("500").details,
+                         {"status": 500, "code": "server", "provider": "openai"})
+        self.assertEqual(self.failure("malformed").details,
+                         {"status": 200, "code": "provider", "provider": "openai"})
+
+    def test_usage_when_reported(self):
+        outputs, usage = self.run_mode("usage")
+        self.assertEqual(outputs, {"answer": "answer from fake"})
+        self.assertEqual(usage, {"prompt_tokens": 11, "completion_tokens": 7,
+                                 "total_tokens": 18})
+        self.assertEqual(self.run_mode("ok")[1], None)
+
+    def test_parse_failure_is_adapter_parse_error(self):
+        self.assertTrue(issubclass(lm_mod.AdapterParseError, lm_mod.LMError))
+
+
+if __name__ == "__main__":
+    unittest.main()
