@@ -41,6 +41,8 @@ export class Request implements RequestSpec {
   frameId = 0;
   /** An idempotent request is retried once after its worker died under it. */
   retried = false;
+  /** Its first attempt was cut by a tier drain, not by its own doing: a second death is no proof of poison. */
+  drained = false;
   /** The pending deadline timer (checkout or run), on the pool clock. */
   timer: unknown = null;
   private done = false;

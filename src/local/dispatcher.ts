@@ -204,7 +204,7 @@ export class Dispatcher {
       this.dispatch(request);
       return;
     }
-    if (error instanceof WorkerCrashedError && request.retried) {
+    if (error instanceof WorkerCrashedError && request.retried && !request.drained) {
       // It killed a second worker: it is poison, and nothing retries it again.
       const exit = { code: error.exitCode, signal: error.signal, stderrTail: error.stderrTail };
       return this.finish(request, new WorkerCrashedError(error.workerId, error.pid, exit, undefined, { poison: true, cause: error.cause }));

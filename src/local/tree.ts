@@ -71,7 +71,10 @@ export class TreeFollower {
   /** Listen to new workers, forget removed ones. */
   sync(context: SupervisorContext): void {
     // A tier that escalated is draining: the root restarts it (or gives up, and says so).
-    if (context.escalation) return;
+    if (context.escalation) {
+      for (const { handle } of this.tracked.values()) handle.draining = true;
+      return;
+    }
     this.host.checkReady();
     const present = new Set<string>();
     for (const child of context.children) {

@@ -70,6 +70,13 @@ export class WorkerHandle implements ProcessLink, Candidate {
   pinned = 0;
   /** Leaving the pool (overflow retirement, removal): takes nothing new. */
   retiring = false;
+  /**
+   * Its worker tier escalated and is stopping its workers: it takes nothing new (waiting
+   * callers are for the restarted tier), and what the drain cuts short is the drain's doing,
+   * never held against the request (no poison; an idempotent request is retried on the new
+   * tier). Cleared when the new tier binds it.
+   */
+  draining = false;
   /** When the current process was attached, and when the handle last went idle (pool clock). */
   startedAt = 0;
   idleSince = 0;
@@ -100,6 +107,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
 
   bind(ref: AnyActorRef): void {
     this.ref = ref;
+    this.draining = false;
   }
 
   /** The machine's state, with busy/healthy read live (the machine hears of them coalesced). */
@@ -110,7 +118,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
   }
 
   get free(): boolean {
-    return !this.held && !this.retiring && this.port !== null && ROUTABLE_STATES.has(this.state) && this.inflight.size < this.concurrency;
+    return !this.held && !this.retiring && !this.draining && this.port !== null && ROUTABLE_STATES.has(this.state) && this.inflight.size < this.concurrency;
   }
 
   get alive(): boolean {
@@ -300,7 +308,13 @@ export class WorkerHandle implements ProcessLink, Candidate {
       }
       let error = cause ?? new WorkerCrashedError(this.id, pid, exit ?? { code: null, signal: 'SIGKILL', stderrTail: [] }, 'was stopped by its supervisor under the request');
       if (this.host.stopping) error = new PoolClosedError(`the pool stopped before "${request.cmd}" finished (${error.message})`);
-      this.host.workerLost(request, error);
+      // Taken away by the drain (not a death of its own): never held against the request.
+      const byDrain = this.draining && cause === null;
+      if (byDrain && request.retried) this.host.finish(request, error);
+      else {
+        if (byDrain) request.drained = true;
+        this.host.workerLost(request, error);
+      }
     }
     this.scheduleLoad();
     return count;

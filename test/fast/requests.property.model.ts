@@ -11,9 +11,19 @@
  * test/fast/pool.harness.ts does) and lets settled promises run their reactions with
  * setImmediate-based flushing, so each timer fires at its own instant and every observation
  * (arrival, settlement, process death) is stamped with the exact simulated time it happened at.
+ *
+ * Fault attribution (DESIGN §6, docs/OPTIONS.md "The fault model"): the pool runs with its
+ * default restart budget, and every process death is classified by what the test knows (see
+ * `Death`): under a request (a handler that crashed it, or a SIGKILL while a request frame was
+ * out on it), idle (a SIGKILL with no request frame out: between requests, during a health
+ * ping, during start), or the pool's own (recycling, retirement, replacement in place, stop,
+ * the drain of a tier). Only idle deaths may count against the worker tier's intensity; see
+ * `checkSupervision` for exactly what is checked about `tier_restarted` and `escalation`.
  */
 import fc from 'fast-check';
+import type { AnyActorRef } from 'xstate';
 import { createSimulation, SimPythonError, type Simulation } from '../../src/testing/index.js';
+import { resolveOptions } from '../../src/options.js'; // public: re-exported by src/index.ts
 import { flush } from './pool.harness.js';
 
 // ---- the schedule ---------------------------------------------------------------------------
@@ -64,6 +74,8 @@ export interface Config {
   sessionTtlMs: number;
   shutdownTimeout: number;
   interruptGraceMs: number;
+  /** restart.root.maxRestarts; null = the pool's default. The worker tier's own budget is always the default. */
+  rootMaxRestarts: number | null;
 }
 
 export type Step =
@@ -82,8 +94,18 @@ export type Step =
   /** Several anonymous requests at once: what makes overflow workers start. */
   | { k: 'burst'; cmd: Cmd; count: number }
   | { k: 'advance'; ms: number }
-  /** SIGKILL the pick-th live fake process (by pid order, modulo their number). */
-  | { k: 'kill'; pick: number }
+  /**
+   * SIGKILL the pick-th live fake process (by pid order, modulo their number) among those the
+   * target names: 'busy' ones have a request frame out (the death is under a request), 'idle'
+   * ones have none; no such process, no kill.
+   */
+  | { k: 'kill'; pick: number; target: KillTarget }
+  /**
+   * `count` kills in a row, `gapMs` of simulated time apart (a kill storm: what makes the tier
+   * escalate), each followed by `load` new anonymous `loadCmd` requests (so that some wait for
+   * the replacement, across a tier restart or into the root's escalation, or run into a drain).
+   */
+  | { k: 'kills'; target: Exclude<KillTarget, 'any'>; count: number; gapMs: number; load: number; loadCmd: Cmd }
   /** Abort the pick-th abortable request that has no answer yet. */
   | { k: 'abort'; pick: number }
   | { k: 'endSession'; session: string }
@@ -100,7 +122,14 @@ export interface Schedule {
    * Otherwise stop with whatever is still outstanding.
    */
   drain: boolean;
+  /**
+   * 'barrier': every SIGKILL targets a busy process, so every death is under a request (or the
+   * pool's own) and the tier must never restart, whatever their number. 'mixed': anything.
+   */
+  faults: 'mixed' | 'barrier';
 }
+
+export type KillTarget = 'any' | 'busy' | 'idle';
 
 /** Long enough for any request of any schedule to settle on its own (see `bound`). */
 export const DRAIN_MS = 4_000;
@@ -125,14 +154,16 @@ export function poolOptions(c: Config): Parameters<Simulation['createPool']>[0] 
     interruptGrace: c.interruptGraceMs,
     maxConsecutiveErrors: c.maxConsecutiveErrors,
     recycle: { maxRequests: c.recycleMaxRequests, maxRssMb: c.recycleMaxRssMb },
-    // FOR NOW: the worker tier may restart as often as it likes. What this property tests is
-    // that every request has exactly one owner, not restart intensity; a kill storm of a few
-    // dozen kills must not escalate here. The fault-model issue (DESIGN §6: crashes under a
-    // request and in-place replacements do not count against intensity) will tighten this to
-    // the default intensity, at which point kills of idle workers may legitimately escalate
-    // and the judge below must learn about ESCALATED.
-    restart: { maxRestarts: 1000, maxSeconds: 1 },
+    // The worker tier's restart budget is the pool's default (restart.maxRestarts within
+    // restart.maxSeconds); only the root's may be made small, so that root escalation happens.
+    ...(c.rootMaxRestarts !== null ? { restart: { root: { maxRestarts: c.rootMaxRestarts } } } : {}),
   };
+}
+
+/** The restart budgets a schedule's pool runs with (the defaults, but for restart.root.maxRestarts). */
+export function budgetOf(c: Config): { maxRestarts: number; periodMs: number; rootMaxRestarts: number; rootPeriodMs: number } {
+  const { restart } = resolveOptions({ python: 'sim', ...poolOptions(c) });
+  return { maxRestarts: restart.maxRestarts, periodMs: restart.maxSeconds * 1000, rootMaxRestarts: restart.root.maxRestarts, rootPeriodMs: restart.root.maxSeconds * 1000 };
 }
 
 const cmdArb = fc.constantFrom<Cmd>('echo', 'echo', 'slow', 'slow', 'slower', 'slower', 'slowest', 'hang', 'stuck', 'raise', 'raise', 'crash', 'crash', 'crash_slow');
@@ -155,12 +186,23 @@ const execArb: fc.Arbitrary<Step> = fc
 
 export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 30, arbitrary: execArb },
-  { weight: 4, arbitrary: fc.record({ k: fc.constant('burst' as const), cmd: fc.constantFrom<Cmd>('slow', 'slower', 'slowest', 'crash_slow'), count: fc.integer({ min: 2, max: 6 }) }) },
+  { weight: 4, arbitrary: fc.record({ k: fc.constant('burst' as const), cmd: fc.constantFrom<Cmd>('slow', 'slower', 'slowest', 'crash_slow', 'crash_slow', 'crash'), count: fc.integer({ min: 2, max: 6 }) }) },
   {
     weight: 28,
     arbitrary: fc.record({ k: fc.constant('advance' as const), ms: fc.oneof(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 120 }), fc.integer({ min: 100, max: 600 })) }),
   },
-  { weight: 8, arbitrary: fc.record({ k: fc.constant('kill' as const), pick: fc.nat({ max: 7 }) }) },
+  { weight: 8, arbitrary: fc.record({ k: fc.constant('kill' as const), pick: fc.nat({ max: 7 }), target: fc.constantFrom<KillTarget>('any', 'busy', 'busy', 'idle') }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant('kills' as const),
+      target: fc.constantFrom<'busy' | 'idle'>('idle', 'idle', 'busy'),
+      count: fc.integer({ min: 2, max: 8 }),
+      gapMs: fc.constantFrom(0, 1, 5, 15),
+      load: fc.constantFrom(0, 0, 1, 2),
+      loadCmd: fc.constantFrom<Cmd>('slow', 'slow', 'slowest'),
+    }),
+  },
   { weight: 6, arbitrary: fc.record({ k: fc.constant('abort' as const), pick: fc.nat({ max: 7 }) }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('endSession' as const), session: fc.constantFrom(...SESSIONS) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('fat' as const), pick: fc.nat({ max: 7 }) }) },
@@ -177,20 +219,29 @@ export const configArb: fc.Arbitrary<Config> = fc.record({
   recycleMaxRequests: fc.constantFrom(0, 0, 2, 5),
   recycleMaxRssMb: fc.constantFrom(0, 100),
   healthCheckInterval: fc.constantFrom(0, 40, 150),
-  pingLatencyMs: fc.constantFrom(0, 0, 2),
+  pingLatencyMs: fc.constantFrom(0, 2, 5),
   startupMs: fc.constantFrom(0, 7),
   overflowIdleMs: fc.constantFrom(100, 300),
   maxConsecutiveErrors: fc.constantFrom(2, 10),
   sessionTtlMs: fc.constantFrom(0, 0, 500),
   shutdownTimeout: fc.constantFrom(50, 200),
   interruptGraceMs: fc.constant(20),
+  rootMaxRestarts: fc.constantFrom<number | null>(null, null, null, null, 0, 1),
 });
 
-export const scheduleArb: fc.Arbitrary<Schedule> = fc.record({
-  config: configArb,
-  steps: fc.array(stepArb, { minLength: 1, maxLength: 40, size: 'max' }),
-  drain: fc.boolean(),
-});
+/** Under 'barrier' every kill targets a busy process: no death of the schedule may count against intensity. */
+function onlyUnderRequests(step: Step): Step {
+  return step.k === 'kill' || step.k === 'kills' ? { ...step, target: 'busy' } : step;
+}
+
+export const scheduleArb: fc.Arbitrary<Schedule> = fc
+  .record({
+    config: configArb,
+    steps: fc.array(stepArb, { minLength: 1, maxLength: 40, size: 'max' }),
+    drain: fc.boolean(),
+    faults: fc.constantFrom<Schedule['faults']>('mixed', 'mixed', 'mixed', 'barrier'),
+  })
+  .map((s) => (s.faults === 'barrier' ? { ...s, steps: s.steps.map(onlyUnderRequests) } : s));
 
 // ---- running a schedule ---------------------------------------------------------------------
 
@@ -214,7 +265,7 @@ export interface Req {
   /** When the test aborted it while it had no answer yet. */
   abortedAt: number | null;
   /** Every time its frame reached a fake process (an idempotent retry is a second one). */
-  arrivals: Array<{ pid: number; workerId: string; at: number }>;
+  arrivals: Array<{ pid: number; workerId: string; at: number; seq: number }>;
   settledAt: number | null;
   outcome: Outcome | null;
   /** The drain probe: must succeed. */
@@ -223,6 +274,76 @@ export interface Req {
   overdue: boolean;
 }
 
+/** A SIGKILL the test sent, with what it knew at that instant. */
+export interface Kill {
+  pid: number;
+  workerId: string;
+  at: number;
+  /** Order among kills, request arrivals, stop() and supervision events (several can share one instant). */
+  seq: number;
+  /** Requests (by n) with a frame out on the process: non-empty means the death is under a request. */
+  open: number[];
+  /** Those of them whose caller had no answer yet: each must be answered by this death (or retried). */
+  victims: number[];
+  /** The worker as pool.workers() showed it just before (null: no worker showed this pid). */
+  state: string | null;
+  overflow: boolean | null;
+  /** stop() had been called, or the pool had closed, before the kill. */
+  late: boolean;
+}
+
+/**
+ * One process death, classified:
+ *  - 'request': a request was in flight on it — its own handler crashed it (how 'crash'), or the
+ *    test SIGKILLed it while a request frame was out (how 'kill'). The crash barrier: never counted.
+ *  - 'idle': the test SIGKILLed it with no request frame out (between requests, during a health
+ *    ping, during start). The worker's own death: counts against the tier's intensity.
+ *  - 'pool': the pool ended it itself (how 'pool'): recycling, overflow retirement, a replacement
+ *    in place (timeout, ignored interrupt, errors in a row), stop(), the drain of an escalated tier.
+ */
+export interface Death {
+  pid: number;
+  workerId: string;
+  at: number;
+  kind: 'request' | 'idle' | 'pool';
+  how: 'crash' | 'kill' | 'pool';
+  /** Requests with a frame out on it when it died. */
+  requests: number[];
+}
+
+/**
+ * An event of the supervision tree, as the test saw it: the pool's `tier_restarted` (the root
+ * restarted a drained tier) and `escalation` (the root gave up), and the worker tier's own
+ * `escalation` ('tier_escalated': the tier exceeded its intensity and begins to drain).
+ */
+export interface SupervisionEvent {
+  type: 'tier_escalated' | 'tier_restarted' | 'escalation';
+  at: number;
+  seq: number;
+  code: string | undefined;
+  supervisorId?: string;
+  restarts?: number;
+}
+
+/** What a schedule exercised, for the case statistics the test prints and asserts on. */
+export const CASES = [
+  'crash under a request',
+  'SIGKILL under a request',
+  'idle SIGKILL',
+  'SIGKILL during start',
+  'SIGKILL during a health ping',
+  'barrier: more request deaths in a window than the budget, none idle',
+  'tier restarted',
+  'intensity enforced (lower bound applied)',
+  'request waited across a tier restart and was served',
+  'request in flight on a drained tier',
+  'root escalated: pool closed',
+  'request answered by the escalation (ESCALATED)',
+  'idempotent retry',
+  'poison',
+] as const;
+export type Case = (typeof CASES)[number];
+
 export interface RunResult {
   violations: string[];
   requests: Req[];
@@ -230,6 +351,13 @@ export interface RunResult {
   codes: Map<string, number>;
   /** Every fake process the run started. */
   processes: ReturnType<Simulation['processes']>;
+  /** Every process death, classified. */
+  deaths: Death[];
+  kills: Kill[];
+  supervision: SupervisionEvent[];
+  /** When the pool closed on its own (root escalation); null if it did not. */
+  closedAt: number | null;
+  cases: Set<Case>;
 }
 
 interface SimClock {
@@ -292,12 +420,19 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
     sim.handle('ping', (_a, ctx) => ({ pong: true, worker_id: ctx.workerId, pid: ctx.pid, mode: 'pool-worker', codec: 'sim' }), { latencyMs: config.pingLatencyMs });
   }
 
+  /** Retries sent while the first process was alive (tolerated only as DRAINS_ARE_NOT_CRASHES = false says). */
+  const sentBeforeDeath: Array<{ r: Req; pid: number; at: number }> = [];
   const requests: Req[] = [];
   const byN = new Map<number, Req>();
   /** pid → simulated time it was first seen dead (exact: see `observe`). */
   const deaths = new Map<number, number>();
   /** The test's own SIGKILLs. */
-  const kills: Array<{ pid: number; at: number }> = [];
+  const kills: Kill[] = [];
+  /** The supervision events (tier_escalated, tier_restarted, escalation), in order. */
+  const supervision: SupervisionEvent[] = [];
+  let seq = 0;
+  let stopSeq = Infinity;
+  let closedAt: number | null = null;
   let cleanupArrivals = 0;
   let stopAt: number | null = null;
   let stopPromise: Promise<void> | null = null;
@@ -341,6 +476,8 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
   const observe = () => {
     for (const p of sim.processes()) if (!p.alive && !deaths.has(p.pid)) deaths.set(p.pid, now());
     if (stopAt !== null) return;
+    if (closedAt === null && pool.isClosed) closedAt = now();
+    watchTier();
     for (const r of requests) {
       if (r.settledAt !== null || r.abortedAt !== null || r.overdue) continue;
       const b = bound(r);
@@ -386,6 +523,8 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
       const first = r.arrivals[0]!;
       const died = deathOf(first.pid);
       if (!r.idempotent) fail(`#${r.n} (not idempotent) reached a process twice (pid ${first.pid}, then pid ${frame.pid}): ${describeRequest(r)}`);
+      // Lenient reading only: the drain's SIGKILL settles (and so retries) before it kills; judged below.
+      else if (died === undefined && !DRAINS_ARE_NOT_CRASHES) sentBeforeDeath.push({ r, pid: first.pid, at: frame.at });
       else if (died === undefined) fail(`#${r.n} was sent again (pid ${frame.pid}) while its first attempt on pid ${first.pid} was alive: ${describeRequest(r)}`);
       else if (frame.at > died + r.C) fail(`(d) the retry of #${r.n} reached a process at ${frame.at}, after its checkout deadline ${died + r.C}: ${describeRequest(r)}`);
     }
@@ -396,10 +535,31 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
       fail(`(d) #${r.n} reached pid ${frame.pid} at ${frame.at} carrying deadline ${deadline}; it must lie in (${frame.at}, ${frame.at + r.T}]: ${describeRequest(r)}`);
     }
     if (attempt >= 2) fail(`#${r.n} reached a process a third time (pid ${frame.pid}): ${describeRequest(r)}`);
-    r.arrivals.push({ pid: frame.pid, workerId: frame.workerId, at: frame.at });
+    r.arrivals.push({ pid: frame.pid, workerId: frame.workerId, at: frame.at, seq: ++seq });
   });
 
   const pool = sim.createPool(poolOptions(config));
+  const budget = budgetOf(config);
+  // The one look inside the pool: the worker tier's own `escalation` event, which says when a
+  // drain begins (the pool forwards only the root's). pool.actor is the root actor, public "for
+  // inspection and tooling"; its child `workers` is the worker tier of docs/ARCHITECTURE.md, a
+  // new actor after each tier restart. Without it the drains could only be bounded from after.
+  let tier: AnyActorRef | undefined;
+  const watchTier = () => {
+    const current = (pool.actor.getSnapshot().children as Record<string, AnyActorRef | undefined>).workers;
+    if (!current || current === tier) return;
+    tier = current;
+    current.on('escalation', (e: { error?: { code?: string } }) => supervision.push({ type: 'tier_escalated', at: now(), seq: ++seq, code: e.error?.code }));
+  };
+  watchTier();
+  if (!tier) violations.push('(model) the worker tier (pool.actor child "workers") is not there to watch');
+  pool.on('tier_restarted', (e: { restarts: number; error: Error & { code?: string } }) => {
+    supervision.push({ type: 'tier_restarted', at: now(), seq: ++seq, code: e.error?.code, restarts: e.restarts });
+    watchTier();
+  });
+  pool.on('escalation', (e: { supervisorId: string; error: Error & { code?: string } }) =>
+    supervision.push({ type: 'escalation', at: now(), seq: ++seq, code: e.error?.code, supervisorId: e.supervisorId }),
+  );
   let nextN = 1;
 
   const exec = (cmd: Cmd, opts: { session?: string | null; idempotent?: boolean; timeout?: number; checkoutTimeout?: number; abortable?: boolean; probe?: boolean } = {}) => {
@@ -444,6 +604,7 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
   const stop = () => {
     if (stopAt !== null) return;
     stopAt = now();
+    stopSeq = ++seq;
     stopPromise = pool.stop();
     stopPromise.then(
       () => (stopped = true),
@@ -452,6 +613,38 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
   };
 
   const live = () => sim.alive().sort((a, b) => a.pid - b.pid);
+
+  /** Requests with a frame out on `pid` now (see `frameOpen`). */
+  const openOn = (pid: number): Req[] => requests.filter((r) => r.arrivals.some((a) => a.pid === pid && frameOpen(r, a, now())));
+
+  /** SIGKILL the pick-th live process of the target kind; false if there is none. */
+  const killOne = (target: KillTarget, pick: number): boolean => {
+    const candidates = live()
+      .map((p) => ({ p, open: openOn(p.pid) }))
+      .filter(({ open }) => target === 'any' || (open.length > 0) === (target === 'busy'));
+    if (candidates.length === 0) return false;
+    const { p, open } = candidates[pick % candidates.length]!;
+    const shown = pool.workers().find((w) => w.id === p.workerId);
+    const worker = shown && shown.pid === p.pid ? shown : null;
+    // The model's frames against the pool's own count: they must agree, or the model is wrong
+    // (or the handle lost track of a frame), and every attribution below would be too.
+    if (worker && worker.inflight > 0 !== open.length > 0) {
+      fail(`(model) at ${now()} pid ${p.pid} (${p.workerId}) has ${open.length} request frame(s) out by the model (${open.map((r) => `#${r.n}`).join(', ') || 'none'}) but pool.workers() shows inflight ${worker.inflight}`);
+    }
+    kills.push({
+      pid: p.pid,
+      workerId: p.workerId,
+      at: now(),
+      seq: ++seq,
+      open: open.map((r) => r.n),
+      victims: open.filter((r) => r.settledAt === null).map((r) => r.n),
+      state: worker?.state ?? null,
+      overflow: worker?.overflow ?? null,
+      late: stopAt !== null || pool.isClosed,
+    });
+    sim.kill(p.pid, 'SIGKILL');
+    return true;
+  };
 
   try {
     // Never await a pool promise bare: one that never settles would end the test run silently.
@@ -474,14 +667,20 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
         case 'advance':
           await advance(step.ms);
           break;
-        case 'kill': {
-          const procs = live();
-          if (procs.length === 0) break;
-          const proc = procs[step.pick % procs.length]!;
-          kills.push({ pid: proc.pid, at: now() });
-          sim.kill(proc.pid, 'SIGKILL');
+        case 'kill':
+          killOne(step.target, step.pick);
           break;
-        }
+        case 'kills':
+          for (let i = 0; i < step.count; i++) {
+            killOne(step.target, i);
+            await flush();
+            observe();
+            for (let j = 0; j < step.load; j++) exec(step.loadCmd);
+            await flush();
+            observe();
+            if (step.gapMs > 0) await advance(step.gapMs);
+          }
+          break;
         case 'abort': {
           const open = requests.filter((r) => r.controller && r.abortedAt === null && r.settledAt === null);
           if (open.length === 0) break;
@@ -520,7 +719,8 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
       await flush();
       observe();
       await advance(Math.max(config.checkoutTimeout, 100) + 50);
-      if (!probe.outcome?.ok) fail(`(e) after the drain a plain echo got ${describeOutcome(probe)}: ${describeRequest(probe)}`);
+      if (closedAt === null && !probe.outcome?.ok) fail(`(e) after the drain a plain echo got ${describeOutcome(probe)}: ${describeRequest(probe)}`);
+      if (closedAt !== null && (probe.outcome?.ok !== false || probe.outcome.error.code !== 'POOL_CLOSED')) fail(`(e) the pool closed at ${closedAt}, but the probe got ${describeOutcome(probe)}`);
     }
   } catch (err) {
     fail(`the run threw: ${(err as Error)?.stack ?? String(err)}`);
@@ -546,8 +746,62 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
     if (!e.settled) fail(`(a) endSession called at ${e.at} never settled`);
     else if (!e.outcome!.ok) {
       const code = (e.outcome as { error: { code?: string } }).error.code;
-      const okCode = code === 'SESSION_NOT_FOUND' || (code === 'POOL_CLOSED' && stopAt !== null);
+      const okCode = code === 'SESSION_NOT_FOUND' || (code === 'POOL_CLOSED' && (stopAt !== null || (closedAt !== null && closedAt <= e.at)));
       if (!okCode) fail(`endSession called at ${e.at} rejected with ${code}: ${(e.outcome as { error: Error }).error.message}`);
+    }
+  }
+
+  // ---- every death, classified (see `Death`) ---------------------------------------------------
+  const killOf = new Map(kills.map((k) => [k.pid, k]));
+  const classified: Death[] = [];
+  for (const p of sim.processes()) {
+    if (p.alive) continue;
+    const at = deaths.get(p.pid);
+    if (at === undefined) {
+      fail(`(model) pid ${p.pid} (${p.workerId}) is dead but its death was never stamped`);
+      continue;
+    }
+    const death = { pid: p.pid, workerId: p.workerId, at };
+    const kill = killOf.get(p.pid);
+    if (kill) {
+      if (kill.at !== at) fail(`(model) pid ${p.pid} was SIGKILLed at ${kill.at} but seen dead at ${at}`);
+      classified.push({ ...death, kind: kill.open.length > 0 ? 'request' : 'idle', how: 'kill', requests: kill.open });
+      continue;
+    }
+    if (p.exit?.code === 1 && p.exit.signal === null) {
+      // sim.crash(1): the handler of the request whose frame was out, when its latency ran out.
+      const crasher = requests.find((r) => CRASHERS.has(r.cmd) && r.arrivals.some((a) => a.pid === p.pid && a.at + r.L === at && !interruptedBefore(r, a, at)));
+      if (!crasher) fail(`unexplained death: pid ${p.pid} (${p.workerId}) exited with code 1 at ${at}, but no crashing handler was due on it then`);
+      classified.push({ ...death, kind: 'request', how: 'crash', requests: crasher ? [crasher.n] : [] });
+      continue;
+    }
+    // The pool's own: SIGTERM answered (exit 0: recycled, retired, stopped, drained) or its SIGKILL (disposal).
+    const sigterm = p.exit?.code === 0 && p.exit.signal === null;
+    if (!sigterm && p.exit?.signal !== 'SIGKILL') fail(`unexplained death: pid ${p.pid} (${p.workerId}) ended with ${JSON.stringify(p.exit)} at ${at}`);
+    if (p.exit?.signal === 'SIGKILL' && !p.signals.includes('SIGKILL')) fail(`unexplained death: pid ${p.pid} (${p.workerId}) reports SIGKILL but none was delivered`);
+    classified.push({ ...death, kind: 'pool', how: 'pool', requests: openAt(requests, p.pid, at).map((r) => r.n) });
+  }
+  const deathByPid = new Map(classified.map((d) => [d.pid, d]));
+  for (const { r, pid, at } of sentBeforeDeath) {
+    const d = deathByPid.get(pid);
+    if (!(d?.kind === 'pool' && d.at === at)) fail(`#${r.n} was sent again at ${at} while its first attempt on pid ${pid} was alive (and not about to be SIGKILLed by the pool at that instant): ${describeRequest(r)}`);
+  }
+  const drains = drainsOf(supervision);
+
+  // (b) a request in flight when its process died under it (its own crash, or a SIGKILL while it
+  // ran) is answered by that death: WORKER_CRASHED then (POOL_CLOSED once stop() was called), or,
+  // if idempotent and this was its first attempt, retried (what it then gets is for `judge`).
+  for (const d of classified) {
+    if (d.kind !== 'request') continue;
+    const victims = d.how === 'kill' ? killOf.get(d.pid)!.victims : d.requests;
+    for (const n of victims) {
+      const r = byN.get(n)!;
+      if (r.settledAt === null || r.settledAt < d.at) continue;
+      const attempt = r.arrivals.findIndex((a) => a.pid === d.pid);
+      if (r.idempotent && attempt === 0) continue;
+      const code = r.outcome!.ok ? 'ok' : r.outcome!.error.code;
+      const allowed = code === 'WORKER_CRASHED' || (code === 'POOL_CLOSED' && stopAt !== null && stopAt <= d.at);
+      if (!allowed || r.settledAt !== d.at) fail(`(b) pid ${d.pid} died under #${r.n} at ${d.at} (${d.how}), so it must get WORKER_CRASHED then; it got ${describeOutcome(r)} at ${r.settledAt}: ${describeRequest(r)}`);
     }
   }
 
@@ -560,9 +814,13 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
     const code = r.outcome!.ok ? 'ok' : r.outcome!.error.code ?? 'no code';
     const key = `${r.cmd} ${code}`;
     codes.set(key, (codes.get(key) ?? 0) + 1);
-    const problem = judge(r, { config, stopAt, deaths, kills });
+    const problem = judge(r, { config, stopAt, deaths, kills, closedAt, death: (pid) => deathByPid.get(pid), drains });
     if (problem) fail(`(b) #${r.n}: ${problem}: ${describeRequest(r)}`);
   }
+
+  const supervised = checkSupervision({ kills, events: supervision, deaths: classified, closedAt, stopAt, stopSeq, budget, config });
+  for (const v of supervised.violations) fail(v);
+  const cases = casesOf({ requests, deaths: classified, kills, events: supervision, closedAt, budget, drains, lowerBoundApplied: supervised.lowerBoundApplied });
 
   // (a) counters. What totalCommands counts: each time a caller's request (an idempotent retry
   // is a second time) or a cleanup_session reached a worker process and came back from it, with
@@ -592,7 +850,7 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
     const counted = `stats() counts totalCommands ${stats.totalCommands}, totalErrors ${stats.totalErrors}; the requests say ${commands} reached a process (${arrivals} request arrivals, ${cleanupArrivals} cleanup_session arrivals) and ${oks} of them succeeded${held ? `, plus up to ${held} held by a worker during a health ping` : ''}`;
     if (stats.totalCommands - stats.totalErrors !== oks || stats.totalCommands < commands || stats.totalCommands > commands + held) fail(`(a) ${counted}`);
   }
-  return { violations, requests, codes, processes: sim.processes() };
+  return { violations, requests, codes, processes: sim.processes(), deaths: classified, kills, supervision, closedAt, cases };
 }
 
 /**
@@ -602,6 +860,20 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
  * lead decides that a caller never gets an answer later than its own deadline.
  */
 export const DEADLINES_HOLD_DURING_STOP = false;
+
+/**
+ * The drain of an escalated tier and the requests in flight on it. The tier stops its workers
+ * one by one (SIGTERM, then SIGKILL after shutdownTimeout); a request still running when its
+ * process is SIGKILLed may get WORKER_CRASHED (docs/OPTIONS.md "Escalation"). Strict (true, the
+ * default): the drain's SIGKILL is the pool's own doing, not the request's — it never makes a
+ * request `poison` (docs/OPTIONS.md: poison is "the same idempotent request kills a second
+ * worker"), and a request sent to a worker after that worker's tier escalated was a waiting
+ * caller, to be served by the new tier, so the drain must not fail it; and (d) holds for it
+ * too: its retry is sent only once its first process is dead. false: today's behaviour, in
+ * which all three happen (the drain's SIGKILL settles the process's requests, and so retries
+ * an idempotent one, before it is sent; see the regression tests). A decision for the lead.
+ */
+export const DRAINS_ARE_NOT_CRASHES = true;
 
 /**
  * What happens to a request a worker has accepted but not yet sent to its process (today: one
@@ -619,6 +891,12 @@ interface Facts {
   stopAt: number | null;
   deaths: Map<number, number>;
   kills: Array<{ pid: number; at: number }>;
+  /** When the pool closed on its own (root escalation), if it did. */
+  closedAt: number | null;
+  /** How a pid died (classified), if it did. */
+  death: (pid: number) => Death | undefined;
+  /** The drains of escalated tiers. */
+  drains: Drain[];
 }
 
 /**
@@ -630,7 +908,6 @@ export function judge(r: Req, f: Facts): string | null {
   const outcome = r.outcome!;
   const last = r.arrivals[r.arrivals.length - 1];
   const stoppedFirst = f.stopAt !== null && f.stopAt <= at;
-  const killedByTest = (pid: number) => f.kills.some((k) => k.pid === pid);
   const deathOf = (pid: number) => f.deaths.get(pid);
   // The last attempt never reached a process: never sent, or an idempotent request whose only
   // arrival died under it (its retry waited and did not get a worker).
@@ -645,6 +922,7 @@ export function judge(r: Req, f: Facts): string | null {
     if (outcome.ok || outcome.error.code !== 'ABORTED') return `aborted at ${r.abortedAt} while unanswered, so it must get ABORTED`;
     return at === r.abortedAt ? null : `ABORTED at ${at}, but the abort was at ${r.abortedAt}`;
   }
+  if (r.probe && f.closedAt !== null) return !outcome.ok && outcome.error.code === 'POOL_CLOSED' ? null : `the pool closed at ${f.closedAt}: the probe must get POOL_CLOSED`;
   if (r.probe && !outcome.ok) return 'the probe after the drain must succeed';
   if (outcome.ok) {
     if (!ECHOERS.has(r.cmd)) return `${r.cmd} can never succeed`;
@@ -677,7 +955,33 @@ export function judge(r: Req, f: Facts): string | null {
         const died = deathOf(last!.pid);
         if (died === undefined) return `WORKER_CRASHED, but pid ${last!.pid} that ran it is alive`;
         if (died !== at) return `WORKER_CRASHED at ${at}, but pid ${last!.pid} died at ${died}`;
-        if (!CRASHERS.has(r.cmd) && !killedByTest(last!.pid)) return `WORKER_CRASHED, but nothing killed pid ${last!.pid} under it`;
+        const how = f.death(last!.pid);
+        // Under it: its own crash, or the test's SIGKILL while its frame was out. Or the pool's
+        // own stop of the process in the drain of an escalated tier ("stopped by its supervisor").
+        const underIt = (a: { pid: number }) => {
+          const d = f.death(a.pid);
+          return d?.kind === 'request' && d.requests.includes(r.n);
+        };
+        // The drain it was caught in: its process died in it, with its frame out.
+        const drain = how?.kind === 'pool' && how.requests.includes(r.n) ? f.drains.find((d) => died >= d.at && died <= d.endAt) : undefined;
+        if (!underIt(last!) && !drain) {
+          return how?.kind === 'idle'
+            ? `WORKER_CRASHED, but by the model no request frame was out on pid ${last!.pid} when the test killed it`
+            : `WORKER_CRASHED, but nothing killed pid ${last!.pid} under it (${how ? `${how.kind} death` : 'no death known'}${how?.kind === 'pool' ? ', and no tier was draining' : ''})`;
+        }
+        // (d) in flight on the drained tier means: sent before the tier escalated. One sent to
+        // the escalated tier afterwards was a waiting request, to be served by the new tier.
+        if (DRAINS_ARE_NOT_CRASHES && !underIt(last!) && drain && last!.seq > drain.seq) {
+          return `(d) WORKER_CRASHED: it was sent to pid ${last!.pid} at ${last!.at}, after that worker's tier escalated at ${drain.at}, and the drain stopped it under the request at ${died}`;
+        }
+        // (b) poison: true exactly when it is the retry of an idempotent request and both of its
+        // attempts died under it (its own crash or a SIGKILL while it ran), not by a drain.
+        const poison = (outcome.error as { poison?: unknown }).poison === true;
+        const poisonous = r.arrivals.length === 2 && (DRAINS_ARE_NOT_CRASHES ? r.arrivals.every(underIt) : true);
+        if (poison !== poisonous) {
+          const story = r.arrivals.map((a) => `pid ${a.pid}: ${f.death(a.pid)?.kind ?? 'alive'} death`).join(', ');
+          return `WORKER_CRASHED with poison ${poison}, but it was attempt ${r.arrivals.length} of ${r.idempotent ? 'an idempotent' : 'a non-idempotent'} request (${story})`;
+        }
         return null;
       }
       if (r.arrivals.length === 1 && NEVER_SENT_IS_NOT_A_COMMAND) return `WORKER_CRASHED for an idempotent request after pid ${r.arrivals[0]!.pid} died under it, but it was not retried on another worker`;
@@ -695,7 +999,16 @@ export function judge(r: Req, f: Facts): string | null {
       if (!unsent || at !== waitStart) return 'POOL_SATURATED not at once';
       return null;
     case 'POOL_CLOSED':
-      return stoppedFirst ? null : '(e) POOL_CLOSED, but stop() was not called: the pool closed on its own';
+      if (stoppedFirst) return null;
+      if (f.closedAt !== null && r.executeAt >= f.closedAt) return at === r.executeAt ? null : `POOL_CLOSED at ${at} for a request made on the closed pool at ${r.executeAt}: not at once`;
+      return f.closedAt !== null
+        ? `(e) POOL_CLOSED, but it was made before the pool closed at ${f.closedAt}: it must get the escalation (ESCALATED)`
+        : '(e) POOL_CLOSED, but stop() was not called and the root never escalated: the pool closed on its own';
+    case 'ESCALATED':
+      // (e) the root gave up: whatever still waited (or ran) is answered with the escalation, at once.
+      if (f.closedAt === null) return '(e) ESCALATED, but the pool never closed';
+      if (r.executeAt > f.closedAt || at !== f.closedAt) return `(e) ESCALATED at ${at}, but the pool closed at ${f.closedAt}`;
+      return null;
     case 'SESSION_WORKER_LOST': {
       if (r.session === null) return 'SESSION_WORKER_LOST for an anonymous request';
       if (!PINNING.has(f.config.affinity)) return `SESSION_WORKER_LOST under affinity '${f.config.affinity}'`;
@@ -719,4 +1032,228 @@ function deathAnsweredIt(r: Req, died: number, at: number, f: Facts): boolean {
   if (code === 'REQUEST_TIMEOUT') return true; // the timeout killed it
   if (code === 'POOL_CLOSED' && f.stopAt !== null && f.stopAt <= at) return true;
   return false;
+}
+
+// ---- fault attribution ----------------------------------------------------------------------
+
+/**
+ * Whether an abort's SIGINT ended the frame `a` of `r` before time t: every handler but `stuck`
+ * answers SIGINT at once (KeyboardInterrupt), and the handle sends SIGINT exactly when it aborts
+ * a request whose frame is out.
+ */
+function interruptedBefore(r: Req, a: { at: number }, t: number): boolean {
+  return r.abortedAt !== null && r.cmd !== 'stuck' && r.abortedAt >= a.at && r.abortedAt < t;
+}
+
+/**
+ * Whether the frame of `r` that arrived as `a` is still out on its (live) process at the instant
+ * t, once the instant's timers have fired: its handler has not answered (a finite latency runs
+ * out at a.at + L) and no abort's SIGINT interrupted it. A frame whose caller already has an
+ * answer (timed out while its worker stops, or aborted while `stuck`) is still out: the handle
+ * keeps it in flight until the process answers or dies, and so does this.
+ */
+export function frameOpen(r: Req, a: { pid: number; at: number }, t: number): boolean {
+  if (a.at > t) return false;
+  if (Number.isFinite(r.L) && t >= a.at + r.L) return false;
+  return !(r.abortedAt !== null && r.cmd !== 'stuck' && r.abortedAt >= a.at && r.abortedAt <= t);
+}
+
+function openAt(requests: Req[], pid: number, t: number): Req[] {
+  return requests.filter((r) => r.arrivals.some((a) => a.pid === pid && frameOpen(r, a, t)));
+}
+
+type Budget = ReturnType<typeof budgetOf>;
+
+/** A drain: from the worker tier's escalation to the root's answer (tier_restarted or escalation; none: stop() ended it). */
+export interface Drain {
+  at: number;
+  seq: number;
+  endAt: number;
+  endSeq: number;
+}
+
+/** The drains of a run, from its supervision events. */
+export function drainsOf(events: SupervisionEvent[]): Drain[] {
+  const drains: Drain[] = [];
+  for (const [i, e] of events.entries()) {
+    if (e.type !== 'tier_escalated') continue;
+    const end = events.slice(i + 1).find((x) => x.type !== 'tier_escalated');
+    drains.push({ at: e.at, seq: e.seq, endAt: end?.at ?? Infinity, endSeq: end?.seq ?? Infinity });
+  }
+  return drains;
+}
+
+/**
+ * The supervision invariants, from the test's kills (each stamped with its order `seq` among
+ * kills, arrivals and events) and the supervision events (see `SupervisionEvent`):
+ *
+ *  (a) the crash barrier: with no idle death there is no tier escalation, no tier restart, no
+ *      root escalation, no close — however many deaths under requests (or replacements by the
+ *      pool itself) there were.
+ *  (c) upper bound, what the tier counts. The tier escalates on the (maxRestarts+1)-th counted
+ *      exit within maxSeconds, and a restarted tier starts from zero. The only exits that can
+ *      count in these schedules are idle deaths: there are no protocol violations, failing
+ *      pings or failing starts but the test's own SIGKILLs. So each tier escalation must be
+ *      preceded by at least maxRestarts+1 idle kills after the tier started (the previous
+ *      tier_restarted) and at or after
+ *        (the escalation's time) - maxSeconds - shutdownTimeout,
+ *      where shutdownTimeout bounds how long an exit can wait in the supervisor's mailbox (while
+ *      it stops one child). Sound: every idle kill is taken as if it counted (also those of
+ *      overflow workers, of stopping or recycling workers, which do not), the window is closed
+ *      at both ends, and no kill serves two escalations. It implies the brief's bound:
+ *      tier restarts <= floor(idle deaths / (maxRestarts+1)), and the same within any window.
+ *      Each tier escalation is answered by the root (tier_restarted, or its own escalation)
+ *      within (poolSize + maxOverflow) × shutdownTimeout — the tier stops its children one by
+ *      one, each within shutdownTimeout — unless stop() comes first; and nothing else is.
+ *  (c') lower bound, idle deaths do count: maxRestarts+1 idle kills of permanent workers that
+ *      pool.workers() showed `healthy` or `checking`, outside any drain, before stop(), within
+ *      less than maxSeconds of each other, must be followed by a tier escalation within
+ *      shutdownTimeout of the last of them — unless stop() came first.
+ *  (e) the root: the pool closes (an `escalation` event from supervisor 'pool', code ESCALATED,
+ *      and the pool closed at that instant) only when at least restart.root.maxRestarts tier
+ *      restarts happened within restart.root.maxSeconds before (window closed at both ends),
+ *      and the root restarts no tier when restart.root.maxRestarts of them happened strictly
+ *      within restart.root.maxSeconds before (it must give up instead). The root decides at
+ *      the instant the drained tier ends, which is when it emits tier_restarted. Nothing of
+ *      this happens after stop().
+ */
+export function checkSupervision(x: {
+  kills: Kill[];
+  events: SupervisionEvent[];
+  deaths: Death[];
+  closedAt: number | null;
+  stopAt: number | null;
+  stopSeq: number;
+  budget: Budget;
+  config: Config;
+}): { violations: string[]; lowerBoundApplied: boolean } {
+  const { kills, events, closedAt, budget, config } = x;
+  const v: string[] = [];
+  const mailboxSlack = config.shutdownTimeout;
+  const drainMax = (config.poolSize + config.maxOverflow) * config.shutdownTimeout;
+  const idle = kills.filter((k) => k.open.length === 0);
+  const restarts = events.filter((e) => e.type === 'tier_restarted');
+  const escalations = events.filter((e) => e.type === 'escalation');
+  const show = (e: SupervisionEvent) => `${e.type} at ${e.at}`;
+  const showKills = (ks: Kill[]) => ks.map((k) => `${k.workerId}/${k.pid}@${k.at}`).join(', ') || 'none';
+
+  for (const e of events) if (e.seq > x.stopSeq && e.type !== 'tier_escalated') v.push(`(e) ${show(e)}, after stop()`);
+  for (const e of events) if (e.type !== 'escalation' && e.code !== 'ESCALATED') v.push(`(c) ${show(e)} carries ${e.code}, not the tier's ESCALATED`);
+  for (const e of escalations) if (e.supervisorId !== 'pool' || e.code !== 'ESCALATED') v.push(`(e) ${show(e)} from supervisor ${e.supervisorId} with ${e.code}: only the root escalates to the caller`);
+  if (escalations.length > 1) v.push(`(e) ${escalations.length} escalation events`);
+  const final = escalations[0];
+  if (closedAt !== null && final?.at !== closedAt) v.push(`(e) the pool closed on its own at ${closedAt}, ${final ? `but the escalation came at ${final.at}` : 'without an escalation event'}`);
+  if (final && closedAt !== final.at) v.push(`(e) ${show(final)}, but the pool ${closedAt === null ? 'did not close' : `closed at ${closedAt}`}`);
+
+  // (a) the crash barrier.
+  if (idle.length === 0 && (events.length > 0 || closedAt !== null)) {
+    const under = x.deaths.filter((d) => d.kind === 'request').length;
+    v.push(`(a) ${events.map(show).join(', ') || `closed at ${closedAt}`}, but no death was idle (${under} under requests, ${x.deaths.length - under} the pool's own): deaths under requests must not count against intensity`);
+  }
+
+  // (c) each tier escalation needs maxRestarts+1 idle kills of its own tier within its window,
+  // and the root answers each, in turn, within the longest drain.
+  let tierStart = -Infinity;
+  let open: SupervisionEvent | null = null;
+  for (const e of events) {
+    if (e.type === 'tier_escalated') {
+      if (open) v.push(`(c) ${show(e)}, but the tier escalated at ${open.at} was not restarted yet`);
+      const from = e.at - budget.periodMs - mailboxSlack;
+      const used = idle.filter((k) => k.seq > tierStart && k.seq < e.seq && k.at >= from);
+      if (used.length < budget.maxRestarts + 1) {
+        v.push(`(c) ${show(e)}: only ${used.length} idle death(s) since the tier started and since ${from} (${showKills(used)}); exceeding restart.maxRestarts ${budget.maxRestarts} needs ${budget.maxRestarts + 1}`);
+      }
+      open = e;
+      continue;
+    }
+    if (!open) v.push(`(c) ${show(e)}, but the tier had not escalated`);
+    else if (e.at > open.at + drainMax) v.push(`(c) ${show(e)}: the tier escalated at ${open.at}, its drain took longer than ${drainMax} ms`);
+    open = null;
+    tierStart = e.seq;
+  }
+  if (open && (x.stopAt === null || x.stopAt > open.at + drainMax)) v.push(`(c) the tier escalated at ${open.at}, and the root never restarted it or gave up (stop() at ${x.stopAt})`);
+
+  // (e) the root's budget.
+  for (const [k, e] of restarts.entries()) {
+    const recent = restarts.slice(0, k).filter((j) => j.at > e.at - budget.rootPeriodMs);
+    if (recent.length >= budget.rootMaxRestarts) v.push(`(e) ${show(e)}, but ${recent.length} tier restarts came within restart.root.maxSeconds before it (${recent.map((j) => j.at).join(', ')}): restart.root.maxRestarts is ${budget.rootMaxRestarts}, the root must have given up`);
+  }
+  if (final) {
+    const recent = restarts.filter((j) => j.seq < final.seq && j.at >= final.at - budget.rootPeriodMs);
+    if (recent.length < budget.rootMaxRestarts) v.push(`(e) ${show(final)}: the pool closed after only ${recent.length} tier restart(s) within restart.root.maxSeconds; restart.root.maxRestarts is ${budget.rootMaxRestarts}`);
+  }
+
+  // (c') the lower bound.
+  let lowerBoundApplied = false;
+  const drains = drainsOf(events);
+  const tierEscalations = events.filter((e) => e.type === 'tier_escalated');
+  const counting = kills.filter(
+    (k) =>
+      k.open.length === 0 &&
+      !k.late &&
+      k.overflow === false &&
+      (k.state === 'healthy' || k.state === 'checking') &&
+      k.seq < x.stopSeq &&
+      !drains.some((d) => k.seq > d.seq && k.seq < d.endSeq),
+  );
+  for (let i = 0; i + budget.maxRestarts < counting.length; i++) {
+    const first = counting[i]!;
+    const last = counting[i + budget.maxRestarts]!;
+    if (last.at - first.at >= budget.periodMs - 1) continue;
+    const due = last.at + mailboxSlack;
+    if (x.stopAt !== null && x.stopAt <= due) continue;
+    lowerBoundApplied = true;
+    if (!tierEscalations.some((e) => e.seq > first.seq && e.at <= due)) {
+      v.push(`(c') ${budget.maxRestarts + 1} idle kills of healthy permanent workers within ${last.at - first.at} ms (${showKills(counting.slice(i, i + budget.maxRestarts + 1))}), but the tier did not escalate by ${due}`);
+    }
+  }
+  return { violations: v, lowerBoundApplied };
+}
+
+/** Which of CASES a schedule exercised. */
+function casesOf(x: {
+  requests: Req[];
+  deaths: Death[];
+  kills: Kill[];
+  events: SupervisionEvent[];
+  closedAt: number | null;
+  budget: Budget;
+  drains: Drain[];
+  lowerBoundApplied: boolean;
+}): Set<Case> {
+  const cases = new Set<Case>();
+  const { requests, deaths, kills, events, budget } = x;
+  if (deaths.some((d) => d.how === 'crash')) cases.add('crash under a request');
+  if (kills.some((k) => k.open.length > 0)) cases.add('SIGKILL under a request');
+  const idle = kills.filter((k) => k.open.length === 0);
+  if (idle.length > 0) cases.add('idle SIGKILL');
+  if (idle.some((k) => k.state === 'initializing' || k.state === 'restarting')) cases.add('SIGKILL during start');
+  if (idle.some((k) => k.state === 'checking')) cases.add('SIGKILL during a health ping');
+  if (idle.length === 0) {
+    const under = deaths.filter((d) => d.kind === 'request' && !kills.some((k) => k.pid === d.pid && k.late)).map((d) => d.at).sort((a, b) => a - b);
+    for (let i = 0; i + budget.maxRestarts < under.length; i++) {
+      if (under[i + budget.maxRestarts]! - under[i]! < budget.periodMs) {
+        cases.add('barrier: more request deaths in a window than the budget, none idle');
+        break;
+      }
+    }
+  }
+  const restarts = events.filter((e) => e.type === 'tier_restarted');
+  if (restarts.length > 0) cases.add('tier restarted');
+  if (x.lowerBoundApplied) cases.add('intensity enforced (lower bound applied)');
+  for (const e of restarts) {
+    if (requests.some((r) => r.outcome?.ok && r.executeAt < e.at && r.arrivals.length > 0 && r.arrivals[r.arrivals.length - 1]!.at >= e.at)) {
+      cases.add('request waited across a tier restart and was served');
+    }
+  }
+  // A request sent before its tier escalated, still running on it when the drain stopped its process.
+  const caught = x.drains.some((drain) =>
+    deaths.some((d) => d.kind === 'pool' && d.at >= drain.at && d.at <= drain.endAt && requests.some((r) => r.arrivals.some((a) => a.pid === d.pid && a.seq < drain.seq && a.at + r.L >= drain.at))),
+  );
+  if (caught) cases.add('request in flight on a drained tier');
+  if (x.closedAt !== null) cases.add('root escalated: pool closed');
+  if (requests.some((r) => r.outcome && !r.outcome.ok && r.outcome.error.code === 'ESCALATED')) cases.add('request answered by the escalation (ESCALATED)');
+  if (requests.some((r) => r.arrivals.length === 2)) cases.add('idempotent retry');
+  if (requests.some((r) => r.outcome && !r.outcome.ok && (r.outcome.error as { poison?: unknown }).poison === true)) cases.add('poison');
+  return cases;
 }
