@@ -12,6 +12,7 @@
  * (finish vs workerLost). Simulated clock only; setImmediate only to let the handle's
  * coalesced LOAD go out.
  */
+import { stubHost } from './handle.host.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
@@ -20,7 +21,7 @@ import { supervisorMachine, type ChildSpec, type Strategy, type SupervisorEmitte
 import type { ShutdownSpec, WorkerContext, WorkerInput } from '../../machines/worker.js';
 import type { ChildReport } from '../../machines/events.js';
 import { workerStateName } from '../../machines/workerStates.js';
-import { WorkerHandle, type HandleHost } from '../../src/local/workerHandle.js';
+import { WorkerHandle } from '../../src/local/workerHandle.js';
 import { Request } from '../../src/core/request.js';
 import type { ProcessPort } from '../../src/channel/link.js';
 import { encode } from '../../src/codec/encode.js';
@@ -81,38 +82,12 @@ function setup(opts: Options = {}) {
   const log: string[] = [];
   const queue: Outcome[] = [];
   const clock = { now: () => sim.clock.now(), setTimeout: (fn: () => void, ms: number) => sim.clock.setTimeout(fn, ms), clearTimeout: (id: unknown) => sim.clock.clearTimeout(id as number) };
-  const host = {
-    clock,
-    interruptGrace: opts.host?.interruptGrace ?? 1000,
-    maxConsecutiveErrors: opts.host?.maxConsecutiveErrors ?? 10,
-    recycleAfter: opts.host?.recycleAfter ?? 0,
-    maxRssMb: 0,
-    rssMb: () => null,
-    stopping: false as boolean,
-    // As the dispatcher does: the one place a request is settled; its timer goes with it.
-    finish(request: Request, error: PyvisorError | undefined, value?: unknown) {
-      if (request.timer !== null) clock.clearTimeout(request.timer);
-      request.timer = null;
-      log.push(`finish #${request.id} ${error ? error.code : 'ok'}`);
-      request.settle(error, value);
-    },
-    redispatch(request: Request) {
-      log.push(`redispatch #${request.id}`);
-    },
-    workerLost(request: Request, error: PyvisorError) {
-      log.push(`lost #${request.id} ${error.code}`);
-      host.finish(request, error);
-    },
+  const host = stubHost(clock, log, {
+    ...opts.host,
     freed() {
       while (queue.length > 0 && handle.free) start(queue.shift()!);
     },
-    timedOut(_handle: WorkerHandle, request: Request) {
-      log.push(`timedOut #${request.id}`);
-    },
-    restarted(h: WorkerHandle, oldPid: number | null, reason: 'restart' | 'recycle') {
-      log.push(`restarted ${oldPid}→${h.pid} ${reason}`);
-    },
-  } satisfies HandleHost;
+  });
 
   const handle = new WorkerHandle('w1', false, host);
   if (opts.tamper) {
@@ -171,7 +146,7 @@ function setup(opts: Options = {}) {
     const outcome = { settled: false, settlements: 0 } as Outcome;
     outcome.request = new Request(
       nextRequest++,
-      { cmd, args, sessionId: null, target: null, timeout, checkoutTimeout: DEFAULT_TIMEOUT, idempotent: false },
+      { cmd, args, sessionId: null, target: null, timeout, checkoutTimeout: DEFAULT_TIMEOUT, idempotent: false, affinity: null },
       (value) => Object.assign(outcome, { settled: true, ok: true, value, settlements: outcome.settlements + 1 }),
       (error) => Object.assign(outcome, { settled: true, ok: false, error, settlements: outcome.settlements + 1 }),
     );

@@ -6,10 +6,11 @@
  * an abort, a deadline, a detach settle a request (exactly once), when it asks the machine for
  * what. test/fast/worker.test.ts runs the same handle against the real machines.
  */
+import { stubHost } from './handle.host.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SimulatedClock, type AnyActorRef } from 'xstate';
-import { WorkerHandle, type HandleHost } from '../../src/local/workerHandle.js';
+import { WorkerHandle } from '../../src/local/workerHandle.js';
 import { Request } from '../../src/core/request.js';
 import type { ProcessPort } from '../../src/channel/link.js';
 import { AbortError, PoolClosedError, ProtocolError, PythonError, RequestTimeoutError, SerializationError, WorkerCrashedError, type PyvisorError } from '../../src/errors.js';
@@ -41,32 +42,11 @@ function stubPort(pid = 4242) {
 function setup(overrides: Partial<{ interruptGrace: number; maxConsecutiveErrors: number; recycleAfter: number }> = {}) {
   const clock = new SimulatedClock();
   const log: string[] = [];
-  const host = {
-    clock: { now: () => clock.now(), setTimeout: (fn: () => void, ms: number) => clock.setTimeout(fn, ms), clearTimeout: (id: unknown) => clock.clearTimeout(id as number) },
-    interruptGrace: 100,
-    maxConsecutiveErrors: 3,
-    recycleAfter: 0,
-    maxRssMb: 0,
-    rssMb: () => null,
-    stopping: false as boolean,
-    ...overrides,
-    finish(request: Request, error: PyvisorError | undefined, value?: unknown) {
-      if (request.timer !== null) host.clock.clearTimeout(request.timer);
-      request.timer = null;
-      log.push(`finish #${request.id} ${error ? error.code : `ok ${JSON.stringify(value)}`}`);
-      request.settle(error, value);
-    },
-    redispatch(request: Request) {
-      log.push(`redispatch #${request.id}`);
-    },
-    workerLost(request: Request, error: PyvisorError) {
-      log.push(`lost #${request.id} ${error.code}`);
-      host.finish(request, error);
-    },
-    freed: () => log.push('freed'),
-    timedOut: (_h: WorkerHandle, request: Request) => log.push(`timedOut #${request.id}`),
-    restarted: (h: WorkerHandle, oldPid: number | null, reason: string) => log.push(`restarted ${oldPid}→${h.pid} ${reason}`),
-  } satisfies HandleHost;
+  const host = stubHost(
+    { now: () => clock.now(), setTimeout: (fn: () => void, ms: number) => clock.setTimeout(fn, ms), clearTimeout: (id: unknown) => clock.clearTimeout(id as number) },
+    log,
+    { interruptGrace: 100, maxConsecutiveErrors: 3, recycleAfter: 0, ...overrides, logValues: true },
+  );
   const handle = new WorkerHandle('w1', false, host);
   const toMachine: string[] = [];
   handle.bind({ send: (e: { type: string; busy?: boolean; reason?: string }) => toMachine.push(e.type === 'LOAD' ? `LOAD ${e.busy ? 'busy' : 'idle'}` : e.reason ? `${e.type} ${e.reason}` : e.type) } as unknown as AnyActorRef);
@@ -88,7 +68,7 @@ function setup(overrides: Partial<{ interruptGrace: number; maxConsecutiveErrors
       return stub;
     },
     request(cmd = 'echo', timeout = 1000) {
-      const request = new Request(nextId++, { cmd, args: null, sessionId: null, target: null, timeout, checkoutTimeout: 1000, idempotent: false }, () => {}, (e) => errors.set(request.id, e as PyvisorError));
+      const request = new Request(nextId++, { cmd, args: null, sessionId: null, target: null, timeout, checkoutTimeout: 1000, idempotent: false, affinity: null }, () => {}, (e) => errors.set(request.id, e as PyvisorError));
       request.startedAt = clock.now();
       return request;
     },
