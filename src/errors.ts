@@ -148,11 +148,20 @@ export class PythonError extends PyvisorError {
   readonly pythonType: string;
   readonly traceback: string;
   readonly command: string | undefined;
-  constructor(pythonType: string, message: string, traceback = '', command?: string) {
+  /** What the exception carried as data (its `details` dict), e.g. an LM error's `{status, retry_after, code, kind}`. */
+  readonly details: Record<string, unknown> | undefined;
+  /** The HTTP status behind it (`details.status`), when there was one: an LM endpoint's 401, 429, 500... */
+  readonly status: number | undefined;
+  /** Seconds the provider asked to wait before retrying (`details.retry_after`, a 429's Retry-After). */
+  readonly retryAfter: number | undefined;
+  constructor(pythonType: string, message: string, traceback = '', command?: string, details?: Record<string, unknown>) {
     super('PYTHON_ERROR', `${pythonType}: ${message}`);
     this.pythonType = pythonType;
     this.traceback = traceback;
     this.command = command;
+    this.details = details;
+    this.status = typeof details?.status === 'number' ? details.status : undefined;
+    this.retryAfter = typeof details?.retry_after === 'number' ? details.retry_after : undefined;
   }
 }
 
@@ -302,6 +311,7 @@ type FieldKind =
   | 'string|null'
   | 'number|null'
   | 'string[]'
+  | 'record?'
   | readonly string[]; // one of these strings (a closed union such as SessionWorkerLostReason)
 
 /** The kind a field of type T must be declared with (never: that type cannot travel). */
@@ -314,6 +324,7 @@ type KindOf<T> =
   : [T] extends [string | null] ? 'string|null'
   : [T] extends [number | null] ? 'number|null'
   : [T] extends [readonly string[]] ? 'string[]'
+  : [T] extends [Record<string, unknown> | undefined] ? 'record?'
   : never;
 
 /** The public fields a subclass adds to PyvisorError: exactly what travels in `fields`. */
@@ -356,8 +367,8 @@ const CODECS: { readonly [C in PyvisorErrorCode]: Codec } = {
   ),
   PYTHON_ERROR: codec(
     PythonError,
-    { pythonType: 'string', traceback: 'string', command: 'string?' },
-    (f) => new PythonError(f.pythonType, '', f.traceback, f.command),
+    { pythonType: 'string', traceback: 'string', command: 'string?', details: 'record?', status: 'number?', retryAfter: 'number?' },
+    (f) => new PythonError(f.pythonType, '', f.traceback, f.command, f.details),
   ),
   PROTOCOL_ERROR: codec(ProtocolError, {}, () => new ProtocolError('')),
   NOT_SERIALIZABLE: codec(SerializationError, { path: 'string' }, (f) => new SerializationError(f.path, 'a value')),
@@ -439,6 +450,8 @@ function encodeField(kind: FieldKind, value: unknown): unknown {
       return typeof value === 'boolean' ? value : undefined;
     case 'string[]':
       return Array.isArray(value) ? value.map((line) => (typeof line === 'string' ? line : safeString(line))) : undefined;
+    case 'record?':
+      return isObject(value) ? value : undefined;
   }
 }
 
@@ -553,6 +566,10 @@ function decodeField(key: string, kind: FieldKind, present: boolean, value: unkn
       if (!present) return [];
       if (Array.isArray(value) && value.every((line) => typeof line === 'string')) return [...value];
       throw bad('an array of strings');
+    case 'record?':
+      if (!present || value === null) return undefined;
+      if (isObject(value)) return value;
+      throw bad('a map or absent');
   }
 }
 

@@ -40,6 +40,12 @@ export interface PoolOptions {
   shutdownTimeout?: number;
   recycle?: RecycleOptions;
   inspect?: unknown;
+  /**
+   * Requests in flight per worker process. Default 1. Above 1, for I/O-bound handlers (a DSPy
+   * program waiting on its LM): `async def` handlers run on the worker's event loop, sync ones
+   * on that many threads, and replies come back in any order (docs/OPTIONS.md).
+   */
+  workerConcurrency?: number;
   // ---- beyond the core options; each documented in docs/OPTIONS.md ----
   /** ms an idle session is kept before it is cleaned up in Python; 0 = never. Default 30 min. */
   sessionTtl?: number;
@@ -76,6 +82,7 @@ export interface ResolvedOptions {
   shutdownTimeout: number;
   recycle: Required<RecycleOptions>;
   inspect: unknown;
+  workerConcurrency: number;
   sessionTtl: number;
   overflowIdle: number;
   startTimeout: number;
@@ -105,6 +112,7 @@ export function defaults(): ResolvedOptions {
     shutdownTimeout: 5_000,
     recycle: { maxRequests: 0, maxRssMb: 0, maxAgeMs: 0 },
     inspect: undefined,
+    workerConcurrency: 1,
     sessionTtl: 30 * 60_000,
     overflowIdle: 10_000,
     startTimeout: 30_000,
@@ -131,6 +139,11 @@ export const presets: { readonly dev: Readonly<PoolOptions>; readonly test: Read
 });
 
 type Check = (value: unknown) => string | null;
+
+/** The worker's `--concurrency` ceiling (python/pyvisor refuses more). */
+export const MAX_WORKER_CONCURRENCY = 1024;
+/** The most chunks a stream's worker may run ahead of its reader. */
+export const MAX_STREAM_WINDOW = 65_536;
 
 const int = (min: number): Check => (v) => (Number.isSafeInteger(v) && (v as number) >= min ? null : `must be an integer >= ${min}`);
 const ms: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 2 ** 31 - 1 ? null : 'must be a number of milliseconds between 0 and 2147483647');
@@ -159,6 +172,7 @@ const RULES: Record<string, Check> = {
   shutdownTimeout: ms,
   recycle: any,
   inspect: observer,
+  workerConcurrency: (v) => (Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= MAX_WORKER_CONCURRENCY ? null : `must be an integer between 1 and ${MAX_WORKER_CONCURRENCY}`),
   sessionTtl: ms,
   overflowIdle: ms,
   startTimeout: positiveMs,
@@ -286,4 +300,21 @@ export interface ExecuteOptions {
 
 export function checkExecuteOptions(options: ExecuteOptions): void {
   checkObject('', options, EXECUTE_RULES, 'execute option');
+}
+
+const STREAM_RULES: Record<string, Check> = {
+  ...EXECUTE_RULES,
+  window: (v) => (Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= MAX_STREAM_WINDOW ? null : `must be an integer between 1 and ${MAX_STREAM_WINDOW} (chunks)`),
+};
+
+export interface StreamOptions extends ExecuteOptions {
+  /**
+   * Chunks the worker may produce ahead of the reader (backpressure): it pauses the generator
+   * when that many are unread. Default 16. `timeout` is for the whole stream.
+   */
+  window?: number;
+}
+
+export function checkStreamOptions(options: StreamOptions): void {
+  checkObject('', options, STREAM_RULES, 'stream option');
 }

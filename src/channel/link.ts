@@ -16,7 +16,9 @@ export interface ProcessPort {
    * turns it into the wire's epoch time. Throws SerializationError, having sent nothing, for a
    * value outside the wire types.
    */
-  send(id: number, cmd: string, args: unknown, session: string | null, deadline: number | null): void;
+  send(id: number, cmd: string, args: unknown, session: string | null, deadline: number | null, window?: number): void;
+  /** A control frame for request `id` (credit for its stream, or its cancellation); dropped once it is answered. */
+  control(id: number, control: { ack: number } | { cancel: true }): void;
   signal(signal: 'SIGTERM' | 'SIGKILL' | 'SIGINT'): void;
 }
 
@@ -25,6 +27,8 @@ export interface PythonErrorInfo {
   type: string;
   message: string;
   traceback: string;
+  /** Structured data the exception carried (its `details` dict), e.g. an LM error's `status`. */
+  details?: Record<string, unknown>;
 }
 
 /** What a process tells its request owner. */
@@ -39,6 +43,8 @@ export interface ProcessLink {
    */
   reply(id: number, ok: true, result: unknown, held?: boolean): boolean;
   reply(id: number, ok: false, error: PythonErrorInfo, held?: boolean): boolean;
+  /** A chunk of a stream request's output arrived. False: no stream request of the link has this id. */
+  chunk(id: number, value: unknown): boolean;
   /**
    * The process of `generation` is gone or condemned. Every request still on it is settled —
    * with `cause`, or when null (the pool took the process away) with the reason the owner set
@@ -55,6 +61,7 @@ export interface ProcessHooks {
   onSpawned(pid: number, python: string): void;
   onReady(pid: number, python: string, codec: string): void;
   onReply(id: number, ok: boolean, value: unknown, held?: boolean): void;
+  onChunk(id: number, value: unknown): void;
   onProtocolError(error: PyvisorError): void;
   onExit(exit: ExitInfo, startError?: PyvisorError): void;
 }

@@ -43,6 +43,9 @@ export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCom
         const mine = ok ? link?.reply(id, true, value, held) : link?.reply(id, false, value as PythonErrorInfo, held);
         if (!mine) condemn(strayReply(new ProtocolError(`reply with id ${id}, which no request of worker ${workerId} is waiting for`), id));
       },
+      onChunk(id, value) {
+        if (!link?.chunk(id, value)) condemn(strayReply(new ProtocolError(`chunk with id ${id}, which no stream request of worker ${workerId} is waiting for`), id));
+      },
       onProtocolError: condemn,
       onExit(exit, startError) {
         const inflight = settleAll(new WorkerCrashedError(workerId, port?.pid, exit), exit);
@@ -114,6 +117,8 @@ export interface PythonSpawnConfig {
   env: Record<string, string>;
   cwd: string | undefined;
   maxFrameBytes: number;
+  /** Requests in flight per worker (`--concurrency`; 1: one at a time, the worker's default). */
+  concurrency: number;
   registry: ProcessRegistry;
   /** A pool-clock time as ms since the Unix epoch (the wire's deadlines). */
   toEpochMs: (time: number) => number;
@@ -125,10 +130,11 @@ export interface PythonSpawnConfig {
 export function spawnPython(config: PythonSpawnConfig): Spawner {
   return (workerId, _generation, hooks) => {
     const proc = WorkerProcess.spawn(
-      { workerId, python: config.python, handlers: config.handlers, env: config.env, cwd: config.cwd, maxFrameBytes: config.maxFrameBytes },
+      { workerId, python: config.python, handlers: config.handlers, env: config.env, cwd: config.cwd, maxFrameBytes: config.maxFrameBytes, ...(config.concurrency > 1 ? { extraArgs: ['--concurrency', String(config.concurrency)] } : {}) },
       {
         onMessage(msg) {
           if (msg.kind === 'reply') hooks.onReply(msg.id, msg.ok, msg.ok ? msg.result : msg.error, typeof msg.held === 'boolean' ? msg.held : undefined);
+          else if (msg.kind === 'chunk') hooks.onChunk(msg.id, msg.chunk);
           else if (msg.kind === 'ready') hooks.onReady(msg.pid, msg.python, msg.codec);
           else if (msg.kind === 'log') config.onLog(workerId, proc.pid ?? null, `[${msg.level}] ${msg.message}`);
         },
@@ -153,7 +159,8 @@ export function spawnPython(config: PythonSpawnConfig): Spawner {
       get exited() {
         return proc.exited;
       },
-      send: (id, cmd, args, session, deadline) => proc.send(id, cmd, args, session, deadline === null ? null : config.toEpochMs(deadline)),
+      send: (id, cmd, args, session, deadline, window) => proc.send(id, cmd, args, session, deadline === null ? null : config.toEpochMs(deadline), window),
+      control: (id, control) => proc.control(id, control),
       signal: (signal) => void proc.signal(signal),
     };
   };

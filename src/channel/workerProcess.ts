@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { ProtocolError, WorkerStartError, type ExitInfo } from '../errors.js';
 import { decode } from '../codec/decode.js';
-import { DEFAULT_MAX_FRAME_BYTES, LARGE_FRAME_BYTES, encodeRequest, releaseFrame } from '../codec/encode.js';
+import { DEFAULT_MAX_FRAME_BYTES, LARGE_FRAME_BYTES, encodeFrame, encodeRequest, releaseFrame } from '../codec/encode.js';
 import { FrameReader } from '../codec/frames.js';
 import { BRIDGE_SCRIPT } from './python.js';
 
@@ -18,6 +18,7 @@ export interface PythonErrorInfo {
   type: string;
   message: string;
   traceback: string;
+  details?: Record<string, unknown>;
 }
 
 export interface ReplyOk {
@@ -62,8 +63,15 @@ export interface OtherNotice {
   data: Record<string, unknown>;
 }
 
+/** One chunk of a stream request's output, before its final reply. */
+export interface Chunk {
+  kind: 'chunk';
+  id: number;
+  chunk: unknown;
+}
+
 export type Reply = ReplyOk | ReplyError;
-export type WorkerMessage = ReplyOk | ReplyError | ReadyNotice | LogNotice | OtherNotice;
+export type WorkerMessage = ReplyOk | ReplyError | Chunk | ReadyNotice | LogNotice | OtherNotice;
 
 export interface WorkerExitInfo extends ExitInfo {
   /** Set when the process could not be started at all (ENOENT, EACCES, ...). */
@@ -223,17 +231,28 @@ export class WorkerProcess {
    * frame would exceed maxFrameBytes; throws ProtocolError if `id` is already in flight.
    * A write to a process that is gone is dropped silently: onExit follows.
    */
-  send(id: number, cmd: string, args: unknown, session: string | null, deadline: number | null = null): void {
+  send(id: number, cmd: string, args: unknown, session: string | null, deadline: number | null = null, window = 0): void {
     if (this.inFlight.has(id)) {
       throw new ProtocolError(`request id ${id} is already in flight on worker ${this.workerId}`);
     }
-    const frame = encodeRequest(id, cmd, args, session, this.maxFrameBytes, deadline);
+    const frame = encodeRequest(id, cmd, args, session, this.maxFrameBytes, deadline, window);
     const stdin = this.child.stdin;
     if (this.processGone || !stdin || stdin.destroyed || !stdin.writable) return;
     this.inFlight.add(id);
     // A large frame's slab goes back to the encoder once the OS has the bytes.
     if (frame.length >= LARGE_FRAME_BYTES) stdin.write(frame, () => releaseFrame(frame));
     else stdin.write(frame);
+  }
+
+  /**
+   * Send a control frame for request `id` in flight: `{id, ack: n}` (n chunks consumed so far)
+   * or `{id, cancel: true}`. Dropped when the request is no longer in flight (its reply crossed)
+   * or the process is gone.
+   */
+  control(id: number, control: { ack: number } | { cancel: true }): void {
+    const stdin = this.child.stdin;
+    if (!this.inFlight.has(id) || this.processGone || !stdin || stdin.destroyed || !stdin.writable) return;
+    stdin.write(encodeFrame({ id, ...control }, 'control', this.maxFrameBytes));
   }
 
   /**
@@ -274,6 +293,19 @@ export class WorkerProcess {
       return;
     }
     const msg = value as Record<string, unknown>;
+    if ('chunk' in msg && !('ok' in msg)) {
+      const id = msg.id;
+      if (typeof id !== 'number' || !Number.isInteger(id)) {
+        this.protocolError(new ProtocolError(`chunk without an integer "id" (got ${describeValue(id)})`));
+        return;
+      }
+      if (!this.inFlight.has(id)) {
+        this.protocolError(strayReply(new ProtocolError(`chunk for request id ${id}, which is not in flight on worker ${this.workerId}`), id));
+        return;
+      }
+      this.handlers.onMessage({ kind: 'chunk', id, chunk: msg.chunk });
+      return;
+    }
     if ('ok' in msg || ('id' in msg && typeof msg.event !== 'string')) {
       const id = msg.id;
       const ok = msg.ok;
@@ -287,6 +319,8 @@ export class WorkerProcess {
           this.protocolError(new ProtocolError(`error reply without error.type / error.message strings (id ${describeValue(id)})`));
           return;
         }
+        // Structured data about the error (an LM error's HTTP status...), when it is a map.
+        if ('details' in error && !isPlainObject(error.details)) delete error.details;
         if (error.traceback === undefined || error.traceback === null) error.traceback = '';
         else if (typeof error.traceback !== 'string') error.traceback = String(error.traceback);
         if (id === null) {

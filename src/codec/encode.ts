@@ -503,6 +503,7 @@ const K_CMD = Buffer.from([0xa3, 0x63, 0x6d, 0x64]); // "cmd"
 const K_ARGS = Buffer.from([0xa4, 0x61, 0x72, 0x67, 0x73]); // "args"
 const K_SESSION = Buffer.from([0xa7, 0x73, 0x65, 0x73, 0x73, 0x69, 0x6f, 0x6e]); // "session"
 const K_DEADLINE = Buffer.from([0xa8, 0x64, 0x65, 0x61, 0x64, 0x6c, 0x69, 0x6e, 0x65]); // "deadline"
+const K_STREAM = Buffer.from([0xa6, 0x73, 0x74, 0x72, 0x65, 0x61, 0x6d]); // "stream"
 
 function writeRaw(b: Buffer): void {
   const n = b.length;
@@ -514,18 +515,16 @@ function writeRaw(b: Buffer): void {
 }
 
 /**
- * Encode a request frame `{id, cmd, args, session}` (host → worker). `args === undefined`
- * is sent as nil; `session` null is sent as nil. Errors name the path from `args`.
+ * One request frame (host → worker), `{id, cmd, args, session}` plus `deadline` when there is
+ * one (an absolute time in ms since the Unix epoch) and `stream` (the chunk window) for a stream
+ * request (docs/PROTOCOL.md). `args === undefined` and a null `session` are sent as nil. Errors
+ * name the path from `args`.
  */
-/**
- * One request frame, `{id, cmd, args, session}` plus `deadline` when there is one: an absolute
- * time in ms since the Unix epoch (docs/PROTOCOL.md).
- */
-export function encodeRequest(id: number, cmd: string, args: unknown, session: string | null, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, deadline: number | null = null): Buffer {
+export function encodeRequest(id: number, cmd: string, args: unknown, session: string | null, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, deadline: number | null = null, window = 0): Buffer {
   begin(true, maxFrameBytes);
   try {
     if (pos + 1 > buf.length) grow(pos + 1);
-    buf[pos++] = deadline === null ? 0x84 : 0x85;
+    buf[pos++] = 0x84 + (deadline === null ? 0 : 1) + (window > 0 ? 1 : 0);
     writeRaw(K_ID);
     keyTrail[0] = 'id';
     if (!Number.isSafeInteger(id)) fail(0, `request id ${String(id)} (must be a safe integer)`);
@@ -558,6 +557,12 @@ export function encodeRequest(id: number, cmd: string, args: unknown, session: s
       keyTrail[0] = 'deadline';
       if (!Number.isFinite(deadline)) fail(0, `deadline ${String(deadline)} (must be a finite number of ms)`);
       writeFloat64(deadline);
+    }
+    if (window > 0) {
+      writeRaw(K_STREAM);
+      keyTrail[0] = 'stream';
+      if (!Number.isSafeInteger(window)) fail(0, `stream window ${String(window)} (must be a positive integer)`);
+      writeInt(window);
     }
     return finish(true);
   } catch (err) {

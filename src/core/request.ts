@@ -1,4 +1,5 @@
 import type { Affinity } from '../routing/route.js';
+import type { StreamSink } from './stream.js';
 
 /**
  * One request, from execute() to its settlement. Its owner — the dispatcher while it waits,
@@ -18,6 +19,8 @@ export interface RequestSpec {
   idempotent: boolean;
   /** This call's affinity rule (null: the pool's). */
   affinity: Affinity | null;
+  /** A stream request's reader (pool.stream); absent for execute(). */
+  stream?: StreamSink | null;
 }
 
 export class Request implements RequestSpec {
@@ -30,6 +33,7 @@ export class Request implements RequestSpec {
   readonly checkoutTimeout: number;
   readonly idempotent: boolean;
   readonly affinity: Affinity | null;
+  readonly stream: StreamSink | null;
   /** When it (last) started waiting, and until when it may: absolute on the pool clock. */
   enqueuedAt = 0;
   checkoutDeadline = 0;
@@ -60,6 +64,7 @@ export class Request implements RequestSpec {
     this.checkoutTimeout = spec.checkoutTimeout;
     this.idempotent = spec.idempotent;
     this.affinity = spec.affinity;
+    this.stream = spec.stream ?? null;
     this.resolve = resolve;
     this.reject = reject;
   }

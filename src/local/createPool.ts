@@ -29,6 +29,7 @@ export async function createPool(options: PoolOptions = {}): Promise<Pool> {
     env: resolved.env,
     cwd: resolved.cwd,
     maxFrameBytes: resolved.maxFrameBytes,
+    concurrency: resolved.workerConcurrency,
     registry,
     toEpochMs: realEpochMs,
     onLog: (workerId, pid, line) => sink(workerId, pid, line),

@@ -191,7 +191,9 @@ export class Dispatcher {
 
   /** The worker died under `request`: an idempotent request gets one more try elsewhere. */
   workerLost(request: Request, error: PyvisorError): void {
-    if (error.code === 'WORKER_CRASHED' && request.idempotent && !request.retried && this.host.closedError() === null) {
+    // A stream whose reader has chunks already cannot start over: it fails where it stopped.
+    const started = request.stream !== null && request.stream.received > 0;
+    if (error.code === 'WORKER_CRASHED' && request.idempotent && !request.retried && !started && this.host.closedError() === null) {
       // The attempt counts (it ran and failed); the request goes on.
       this.clearTimer(request);
       this.countAttempt(request, error);

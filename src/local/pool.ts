@@ -9,10 +9,11 @@
  */
 import { createActor, type Actor, type AnyActorRef, type CallbackActorLogic, type InspectionEvent } from 'xstate';
 import { InvalidOptionError, AbortError, PoolClosedError, SessionNotFoundError, fromWire, type PyvisorError, type SupervisorEscalationError } from '../errors.js';
-import { checkExecuteOptions, type ExecuteOptions, type ResolvedOptions } from '../options.js';
+import { checkExecuteOptions, checkStreamOptions, type ExecuteOptions, type ResolvedOptions, type StreamOptions } from '../options.js';
 import { TelemetryEmitter } from '../telemetry.js';
 import type { Clock } from '../core/clock.js';
 import { Request } from '../core/request.js';
+import { DEFAULT_STREAM_WINDOW, ResultStream } from '../core/stream.js';
 import type { Executor, PoolStats, WorkerInfo } from '../core/executor.js';
 import { poolSupervisorMachine } from '../../machines/poolSupervisor.js';
 import { sessionPoolMachine, type SessionPoolContext, type SessionPoolEmitted, type SessionPoolEvent, type SessionPoolInput } from '../../machines/sessionPool.js';
@@ -79,6 +80,7 @@ export class Pool extends TelemetryEmitter implements Executor {
     const pool = this;
     this.handleHost = {
       clock: this.clock,
+      concurrency: options.workerConcurrency,
       interruptGrace: options.interruptGrace,
       maxConsecutiveErrors: options.maxConsecutiveErrors,
       recycleAfter: options.recycle.maxRequests,
@@ -263,8 +265,42 @@ export class Pool extends TelemetryEmitter implements Executor {
     return this.submit(command, args, options.sessionId ?? null, null, options) as Promise<T>;
   }
 
+  /**
+   * Run a generator handler and read what it yields as it yields it: `for await (const chunk of
+   * pool.stream(cmd, args))`. It starts at once; the worker runs at most `window` chunks ahead
+   * of the reader; `break` (or `signal`) cancels the handler and frees the worker; a crash, a
+   * deadline (`timeout`, for the whole stream) or a Python error is thrown from the loop after
+   * the chunks that came before it. `.result` is the final reply's result (a sync generator's
+   * `return` value). Bad arguments throw from the first `next()`.
+   */
+  stream<T = unknown>(command: string, args: unknown = null, options: StreamOptions = {}): ResultStream<T> {
+    let request: Request | null = null;
+    const stream = new ResultStream<T>(options.window ?? DEFAULT_STREAM_WINDOW, (reason) => {
+      if (request) this.dispatcher.abort(request, reason);
+    });
+    const refuse = (error: unknown) => {
+      stream.end({ error });
+      return stream;
+    };
+    if (typeof command !== 'string' || command.length === 0) return refuse(new InvalidOptionError('command', `must be a non-empty string, got ${typeof command === 'string' ? '""' : typeof command}`));
+    try {
+      checkStreamOptions(options);
+    } catch (err) {
+      return refuse(err);
+    }
+    if (this.closed) return refuse(this.closedError());
+    if (options.signal?.aborted) return refuse(new AbortError(options.signal.reason));
+    request = this.request(command, args, options.sessionId ?? null, null, options, stream, (value) => stream.end({ value }), (error) => stream.end({ error }));
+    this.dispatcher.submit(request);
+    return stream;
+  }
+
   private submit(cmd: string, args: unknown, sessionId: string | null, target: string | null, options: ExecuteOptions): Promise<unknown> {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve, reject) => this.dispatcher.submit(this.request(cmd, args, sessionId, target, options, null, resolve, reject)));
+  }
+
+  private request(cmd: string, args: unknown, sessionId: string | null, target: string | null, options: ExecuteOptions, stream: ResultStream<any> | null, resolve: (v: unknown) => void, reject: (e: unknown) => void): Request {
+    {
       const request = new Request(
         this.nextRequest++,
         {
@@ -276,13 +312,14 @@ export class Pool extends TelemetryEmitter implements Executor {
           checkoutTimeout: options.checkoutTimeout ?? this.options.checkoutTimeout,
           idempotent: options.idempotent ?? false,
           affinity: options.affinity ?? null,
+          stream,
         },
         resolve,
         reject,
       );
       if (options.signal) request.watch(options.signal, (reason) => this.dispatcher.abort(request, reason));
-      this.dispatcher.submit(request);
-    });
+      return request;
+    }
   }
 
   /** cleanup_session on every worker that may hold the session's state; resolves with how many did. */

@@ -5,7 +5,13 @@
  * retirement, removal, stop — exactly once (through the dispatcher's `finish`).
  *
  * It tells the worker machine only what the machine decides on: LOAD (busy or not, coalesced
- * to one event per macrotask at most), HEALTH_CHECK, RECYCLE and REPLACE. Routing reads `free`.
+ * to one event per macrotask at most), HEALTH_CHECK, RECYCLE and REPLACE. Routing reads `free`
+ * and `load`.
+ *
+ * With `workerConcurrency` > 1 several requests run on the process at once. A request given up
+ * on (timeout, abort) is then abandoned, not fatal: the worker is told to cancel it, its slot
+ * stays taken until its late reply (which is dropped), and the process is replaced only when it
+ * stops answering altogether (see `giveUp`).
  */
 import type { AnyActorRef } from 'xstate';
 import type { ReplaceReason } from '../../machines/worker.js';
@@ -19,6 +25,8 @@ import type { ProcessLink, ProcessPort, PythonErrorInfo } from '../channel/link.
 /** What a handle needs from its pool. */
 export interface HandleHost {
   readonly clock: Clock;
+  /** Requests in flight per process (`workerConcurrency`). */
+  readonly concurrency: number;
   readonly interruptGrace: number;
   readonly maxConsecutiveErrors: number;
   /** Replace the process after this many requests (0: never). */
@@ -53,14 +61,14 @@ type Pending = { type: 'RECYCLE' } | { type: 'REPLACE'; reason: ReplaceReason };
 /** A Python error reply as the error it is: a reply the worker could not encode is NOT_SERIALIZABLE, not the handler's fault. */
 function replyError(info: PythonErrorInfo, cmd: string): PyvisorError {
   if (info.type === 'SerializationError') return fromWire({ code: 'NOT_SERIALIZABLE', message: info.message, fields: { path: 'result' } });
-  return new PythonError(info.type, info.message, info.traceback, cmd);
+  return new PythonError(info.type, info.message, info.traceback, cmd, info.details);
 }
 
 export class WorkerHandle implements ProcessLink, Candidate {
   readonly id: string;
   readonly overflow: boolean;
   /** Requests in flight at once (1: one per process). */
-  readonly concurrency = 1;
+  readonly concurrency: number;
   /** Frame id → request. A settled request here is abandoned (aborted, timed out): its frame is still out. */
   readonly inflight = new Map<number, Request>();
   /** The worker machine's state, as last observed. */
@@ -98,11 +106,14 @@ export class WorkerHandle implements ProcessLink, Candidate {
   private loadScheduled = false;
   private rssCheckedAt = -Infinity;
   private readonly interrupts = new Map<number, unknown>();
+  /** When the current process last sent a frame (pool clock): "does it still answer at all?". */
+  private lastFrameAt = 0;
 
   constructor(id: string, overflow: boolean, host: HandleHost) {
     this.id = id;
     this.overflow = overflow;
     this.host = host;
+    this.concurrency = host.concurrency;
   }
 
   bind(ref: AnyActorRef): void {
@@ -115,6 +126,11 @@ export class WorkerHandle implements ProcessLink, Candidate {
     if (this.state === 'healthy' && this.inflight.size > 0) return 'busy';
     if (this.state === 'busy' && this.inflight.size === 0) return 'healthy';
     return this.state;
+  }
+
+  /** Requests running here now (abandoned ones included: they hold their slot until answered). */
+  get load(): number {
+    return this.inflight.size;
   }
 
   get free(): boolean {
@@ -145,8 +161,9 @@ export class WorkerHandle implements ProcessLink, Candidate {
     this.inflight.set(id, request);
     // Armed before the frame goes out: the answer may come back before send() returns.
     request.timer = this.host.clock.setTimeout(() => this.expire(request), request.timeout);
+    const stream = request.stream;
     try {
-      this.port!.send(id, request.cmd, request.args, request.sessionId, request.deadline);
+      this.port!.send(id, request.cmd, request.args, request.sessionId, request.deadline, stream?.window ?? 0);
     } catch (error) {
       // Refused before anything was written (a value outside the wire types): the worker stays.
       this.inflight.delete(id);
@@ -154,7 +171,21 @@ export class WorkerHandle implements ProcessLink, Candidate {
       this.afterFrame();
       return;
     }
+    if (stream) {
+      const port = this.port!;
+      stream.credit = (consumed) => port.control(id, { ack: consumed });
+    }
     if (this.inflight.size === 1) this.scheduleLoad();
+  }
+
+  /** A chunk of a stream request's output. False: no stream request here has that id, or it broke its window. */
+  chunk(id: number, value: unknown): boolean {
+    const request = this.inflight.get(id);
+    if (!request?.stream) return false;
+    this.lastFrameAt = this.host.clock.now();
+    // Given up on (its reader left, its deadline passed): what is still on its way is dropped.
+    if (request.settled) return true;
+    return request.stream.push(value);
   }
 
   reply(id: number, ok: true, result: unknown, held?: boolean): boolean;
@@ -164,6 +195,8 @@ export class WorkerHandle implements ProcessLink, Candidate {
     if (!request) return false;
     this.inflight.delete(id);
     this.clearInterrupt(id);
+    this.lastFrameAt = this.host.clock.now();
+    if (request.stream) request.stream.credit = null;
     this.processRequests++;
     // Before the caller hears: its next request must already route to where its state is.
     if (held !== undefined && request.sessionId !== null) this.host.held(this, request.sessionId, held);
@@ -184,17 +217,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
   /** The caller gave up on a running request: answer it now, interrupt the handler, replace a deaf one. */
   abort(request: Request, reason: unknown): void {
     this.host.finish(request, new AbortError(reason));
-    if (!this.inflight.has(request.frameId)) return;
-    this.port?.signal('SIGINT');
-    const id = request.frameId;
-    this.interrupts.set(
-      id,
-      this.host.clock.setTimeout(() => {
-        this.interrupts.delete(id);
-        // Still running after the grace period: deaf to KeyboardInterrupt, replaced on the spot.
-        if (this.inflight.get(id) === request) this.ask({ type: 'REPLACE', reason: 'interrupt' });
-      }, this.host.interruptGrace),
-    );
+    if (this.inflight.has(request.frameId)) this.giveUp(request, 'interrupt');
   }
 
   private expire(request: Request): void {
@@ -202,22 +225,52 @@ export class WorkerHandle implements ProcessLink, Candidate {
     if (request.settled) return;
     this.host.timedOut(this, request);
     this.host.finish(request, new RequestTimeoutError(request.cmd, request.timeout, this.id));
-    // The handler is slow, not the worker sick: a fresh process in place, not counted. Killing
-    // it is also what frees the slot the handler still holds.
-    this.ask({ type: 'REPLACE', reason: 'timeout' });
+    // One request per process: the handler is slow, not the worker sick — a fresh process in
+    // place, not counted; killing it is also what frees the slot the handler still holds.
+    if (this.concurrency === 1) this.ask({ type: 'REPLACE', reason: 'timeout' });
+    else this.giveUp(request, 'timeout');
   }
 
-  /** A frame is done: hand the worker on, or do what is due now that it is idle. */
+  /**
+   * Stop a request that was answered already (abort, or a deadline with other requests on the
+   * process): tell the handler, and replace the process if nothing answers within the grace
+   * period. A lone handler gets KeyboardInterrupt (SIGINT); a stream, or a request among others,
+   * a cancel frame — a signal would hit every request of the process. Among others the process
+   * is replaced only when it stopped answering altogether: no frame since, or nothing in flight
+   * that anybody still waits for.
+   */
+  private giveUp(request: Request, reason: 'interrupt' | 'timeout'): void {
+    const id = request.frameId;
+    if (this.concurrency === 1 && !request.stream) this.port?.signal('SIGINT');
+    else this.port?.control(id, { cancel: true });
+    const since = this.host.clock.now();
+    this.interrupts.set(
+      id,
+      this.host.clock.setTimeout(() => {
+        this.interrupts.delete(id);
+        if (this.inflight.get(id) !== request) return;
+        const deaf = this.concurrency === 1 || this.lastFrameAt <= since || [...this.inflight.values()].every((r) => r.settled);
+        if (deaf) this.ask({ type: 'REPLACE', reason });
+      }, this.host.interruptGrace),
+    );
+  }
+
+  /** A frame is done: hand the worker on, or do what is due now. */
   private afterFrame(): void {
-    if (this.inflight.size > 0) return;
-    this.idleSince = this.host.clock.now();
-    this.scheduleLoad();
+    const idle = this.inflight.size === 0;
+    if (!idle && this.concurrency === 1) return;
+    const now = this.host.clock.now();
+    if (idle) {
+      this.idleSince = now;
+      this.scheduleLoad();
+    }
     if (!this.held) {
       // Errors in a row: maybe a poisoned interpreter, maybe only bad input — a fresh process
-      // either way, in place, so that user errors can never escalate the pool.
-      if (this.consecutiveErrors >= this.host.maxConsecutiveErrors) this.ask({ type: 'REPLACE', reason: 'errors' });
+      // either way, in place, so that user errors can never escalate the pool. (Once the other
+      // requests in flight have answered: they are not to blame.)
+      if (this.consecutiveErrors >= this.host.maxConsecutiveErrors) this.ask({ type: 'REPLACE', reason: 'errors' }, true);
       else if (this.host.recycleAfter > 0 && this.processRequests >= this.host.recycleAfter) this.ask({ type: 'RECYCLE' });
-      else if (this.host.maxRssMb > 0 && this.idleSince - this.rssCheckedAt >= RSS_CHECK_MS) this.checkMemory();
+      else if (this.host.maxRssMb > 0 && now - this.rssCheckedAt >= RSS_CHECK_MS) this.checkMemory(now);
     }
     if (this.pending && this.inflight.size === 0) {
       const event = this.pending;
@@ -228,12 +281,12 @@ export class WorkerHandle implements ProcessLink, Candidate {
     if (this.free) this.host.freed(this);
   }
 
-  /** Take the worker out of service and ask the machine for `event` (once nothing is in flight, unless it replaces the process). */
-  private ask(event: Pending): void {
+  /** Take the worker out of service and ask the machine for `event`: once nothing is in flight, unless it replaces the process now (`drain` false). */
+  private ask(event: Pending, drain = false): void {
     this.held = true;
     if (event.type === 'RECYCLE') this.recycling = true;
     this.lossReason = event.type === 'RECYCLE' ? 'recycled' : event.reason === 'timeout' ? 'timeout' : 'crashed';
-    if (event.type === 'REPLACE' || this.inflight.size === 0) this.ref?.send(event);
+    if ((event.type === 'REPLACE' && !drain) || this.inflight.size === 0) this.ref?.send(event);
     else this.pending = event;
   }
 
@@ -242,8 +295,8 @@ export class WorkerHandle implements ProcessLink, Candidate {
    * most every RSS_CHECK_MS per worker, and after the turn that delivered the reply: reading
    * /proc costs tens of µs, which the request path does not pay.
    */
-  private checkMemory(): void {
-    this.rssCheckedAt = this.idleSince;
+  private checkMemory(now: number): void {
+    this.rssCheckedAt = now;
     setImmediate(() => {
       const pid = this.pid;
       if (pid === null || this.held || this.port === null) return;
@@ -279,6 +332,7 @@ export class WorkerHandle implements ProcessLink, Candidate {
     this.generation = generation;
     this.pid = port.pid ?? null;
     this.startedAt = this.host.clock.now();
+    this.lastFrameAt = this.startedAt;
     this.processRequests = 0;
     this.consecutiveErrors = 0;
   }
@@ -301,8 +355,10 @@ export class WorkerHandle implements ProcessLink, Candidate {
     for (const timer of this.interrupts.values()) this.host.clock.clearTimeout(timer);
     this.interrupts.clear();
     for (const request of requests) {
+      if (request.stream) request.stream.credit = null;
       if (request.settled) continue;
-      if (innocent && !this.host.stopping) {
+      // A stream that delivered chunks cannot start over elsewhere: its reader has them already.
+      if (innocent && !this.host.stopping && !(request.stream && request.stream.received > 0)) {
         this.host.redispatch(request);
         continue;
       }

@@ -10,6 +10,9 @@
  *   'prefer'  the worker that served it last if it is free, else any (the caller restores
  *             state itself, as PythonPool does).
  *   'none'    sessions do not steer routing.
+ *
+ * Among free workers, permanent ones come first (overflow workers go idle and can be retired),
+ * and with several requests per worker (`workerConcurrency`) the least loaded one.
  */
 export type Affinity = 'auto' | 'prefer' | 'strict' | 'none';
 
@@ -25,6 +28,8 @@ export interface Candidate {
   readonly alive: boolean;
   /** Sessions whose state it holds. */
   readonly pinned: number;
+  /** Requests in flight on it. */
+  readonly load: number;
 }
 
 /** Where a session's state is, as the session registry knows it. */
@@ -63,21 +68,25 @@ export function route<C extends Candidate>(candidates: readonly C[], affinity: A
   }
   // A session's first placement under 'auto' balances state: the fewest pinned sessions first.
   if (affinity === 'auto' && placement !== undefined) return leastPinned(candidates) ?? 'wait';
-  // Permanent workers first, so that overflow workers go idle and can be retired.
-  let overflow: C | undefined;
+  return leastLoaded(candidates) ?? 'wait';
+}
+
+/** A free permanent worker before any overflow one; within each, the fewest requests in flight. */
+function leastLoaded<C extends Candidate>(candidates: readonly C[]): C | undefined {
+  let best: C | undefined;
   for (const c of candidates) {
     if (!c.free) continue;
-    if (!c.overflow) return c;
-    overflow ??= c;
+    if (!c.overflow && c.load === 0) return c;
+    if (!best || (best.overflow && !c.overflow) || (best.overflow === c.overflow && c.load < best.load)) best = c;
   }
-  return overflow ?? 'wait';
+  return best;
 }
 
 function leastPinned<C extends Candidate>(candidates: readonly C[]): C | undefined {
   let best: C | undefined;
   for (const c of candidates) {
     if (!c.free) continue;
-    if (!best || c.pinned < best.pinned || (c.pinned === best.pinned && best.overflow && !c.overflow)) best = c;
+    if (!best || c.pinned < best.pinned || (c.pinned === best.pinned && ((best.overflow && !c.overflow) || (best.overflow === c.overflow && c.load < best.load)))) best = c;
   }
   return best;
 }

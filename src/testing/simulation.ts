@@ -41,10 +41,15 @@ interface CrashOrder {
   crash: { code: number | null; signal: string | null };
 }
 
+/**
+ * A handler returns its result, or a generator (function*) to stream: each `yield` is a chunk
+ * (yield `sim.crash()` to die there, `sim.hang()` to stop answering), its `return` value the final
+ * result. As in Python, a request that is not a stream gets the yielded values as a list.
+ */
 export type SimHandler = (args: any, ctx: SimContext) => unknown;
 
 export interface HandlerOptions {
-  /** Simulated ms before the reply (0 = synchronous). */
+  /** Simulated ms before the reply (0 = synchronous); for a generator, before each chunk and the end. */
   latencyMs?: number;
 }
 
@@ -78,6 +83,10 @@ export interface FakeProcess {
   exitSeq: number | null;
   /** The most requests this process ever had in flight at once. */
   peakInflight: number;
+  /** Chunks its generator handlers produced (sent or, for a request that is not a stream, collected). */
+  chunksProduced: number;
+  /** Control frames it received, in order. */
+  controls: Array<{ id: number; ack?: number; cancel?: true }>;
 }
 
 /** A request frame as a fake process received it (see Simulation.onRequest). */
@@ -94,11 +103,31 @@ export interface ReceivedRequest {
   at: number;
 }
 
+/** A generator handler being driven, with its credit window (0: not a stream: chunks are collected). */
+interface SimStream {
+  gen: Iterator<unknown, unknown>;
+  window: number;
+  sent: number;
+  acked: number;
+  /** Out of credit: waiting for an ack. */
+  paused: boolean;
+  collected: unknown[];
+  latencyMs: number;
+  session: string | null;
+}
+
+interface InFlight {
+  timer: number | null;
+  cmd: string;
+  interruptible?: boolean;
+  stream?: SimStream;
+}
+
 interface Live extends FakeProcess {
   hooks: ProcessHooks;
   /** Sessions the host was told this process holds state for. */
   held: Set<string>;
-  inflight: Map<number, { timer: number | null; cmd: string; interruptible?: boolean }>;
+  inflight: Map<number, InFlight>;
   /** SIGTERM arrived mid-command: exit once it is answered, as the real worker does. */
   exitAfterCurrent: boolean;
 }
@@ -188,7 +217,94 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     if (notify) proc.hooks.onExit(exit);
   }
 
-  function reply(proc: Live, id: number, cmd: string, args: unknown, session: string | null, deadline: number | null): void {
+  function isGenerator(v: unknown): v is Iterator<unknown, unknown> {
+    return typeof v === 'object' && v !== null && typeof (v as Iterator<unknown>).next === 'function' && typeof (v as Iterable<unknown>)[Symbol.iterator] === 'function';
+  }
+
+  /** Run a generator handler one chunk further; schedule the next step (or pause for credit). */
+  function step(proc: Live, id: number): void {
+    const entry = proc.inflight.get(id);
+    const s = entry?.stream;
+    if (!proc.alive || !entry || !s) return;
+    entry.timer = null;
+    if (s.window > 0 && s.sent - s.acked >= s.window) {
+      s.paused = true;
+      return;
+    }
+    let r: IteratorResult<unknown, unknown>;
+    try {
+      r = s.gen.next();
+    } catch (err) {
+      proc.inflight.delete(id);
+      const type = err instanceof SimPythonError ? err.pythonType : (err as Error).name ?? 'Exception';
+      proc.hooks.onReply(id, false, { type, message: (err as Error).message, traceback: `Traceback (simulated)\n${type}: ${(err as Error).message}` }, heldChange(proc, s.session));
+      afterAnswer(proc);
+      return;
+    }
+    if (r.done) {
+      proc.inflight.delete(id);
+      proc.hooks.onReply(id, true, s.window > 0 ? (r.value ?? null) : s.collected, heldChange(proc, s.session));
+      afterAnswer(proc);
+      return;
+    }
+    const v = r.value;
+    if (v === HANG || v === HANG_HARD) {
+      entry.interruptible = v === HANG;
+      return;
+    }
+    if (v && typeof v === 'object' && 'crash' in v) {
+      const { code, signal } = (v as CrashOrder).crash;
+      exitProcess(proc, { code, signal, stderrTail: [`simulated crash in ${entry.cmd}`] }, true);
+      return;
+    }
+    proc.chunksProduced++;
+    if (s.window > 0) {
+      s.sent++;
+      proc.hooks.onChunk(id, v);
+    } else s.collected.push(v);
+    schedule(proc, id);
+  }
+
+  function schedule(proc: Live, id: number): void {
+    const entry = proc.inflight.get(id);
+    if (!proc.alive || !entry?.stream) return;
+    if (entry.stream.latencyMs > 0) entry.timer = clock.setTimeout(() => step(proc, id), entry.stream.latencyMs) as unknown as number;
+    // No latency: the next chunk in a microtask (not real time), never re-entering the host.
+    else queueMicrotask(() => step(proc, id));
+  }
+
+  function afterAnswer(proc: Live): void {
+    if (proc.alive && proc.exitAfterCurrent && proc.inflight.size === 0) exitProcess(proc, { code: 0, signal: null, stderrTail: [] }, true);
+  }
+
+  /** `{id, ack}` / `{id, cancel}` from the host, as the real worker handles them. */
+  function control(proc: Live, id: number, frame: { ack: number } | { cancel: true }): void {
+    proc.controls.push({ id, ...frame });
+    const entry = proc.inflight.get(id);
+    if (!proc.alive || !entry) return;
+    const s = entry.stream;
+    if ('ack' in frame) {
+      if (!s || frame.ack <= s.acked) return;
+      s.acked = frame.ack;
+      if (s.paused) {
+        s.paused = false;
+        schedule(proc, id);
+      }
+      return;
+    }
+    // Cancel: a generator stops at once (waiting for credit or between chunks); a plain handler
+    // that never answers (`hang`) is cancelled like an asyncio task; one with latency (a sync
+    // handler in a thread) runs on and answers late; `hang({ uninterruptible })` never does.
+    if (entry.interruptible === false) return;
+    if (!s && entry.interruptible !== true) return;
+    if (entry.timer !== null) clock.clearTimeout(entry.timer);
+    proc.inflight.delete(id);
+    s?.gen.return?.(undefined);
+    proc.hooks.onReply(id, false, { type: 'Cancelled', message: 'cancelled by the host', traceback: '' });
+    afterAnswer(proc);
+  }
+
+  function reply(proc: Live, id: number, cmd: string, args: unknown, session: string | null, deadline: number | null, window: number): void {
     const spec = handlers.get(cmd) ?? (builtins[cmd] ? { fn: builtins[cmd]!, latencyMs: 0 } : undefined);
     const deliver = () => {
       if (!proc.alive || !proc.inflight.has(id)) return;
@@ -213,6 +329,13 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       }
       if (result === HANG || result === HANG_HARD) {
         proc.inflight.set(id, { timer: null, cmd, interruptible: result === HANG });
+        return;
+      }
+      if (isGenerator(result)) {
+        // The first chunk comes at once (its latency was the wait so far), then one per latency.
+        const stream: SimStream = { gen: result, window, sent: 0, acked: 0, paused: false, collected: [], latencyMs: spec.latencyMs, session };
+        proc.inflight.set(id, { timer: null, cmd, stream });
+        step(proc, id);
         return;
       }
       if (result && typeof result === 'object' && 'crash' in result) {
@@ -281,6 +404,8 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       signals: [],
       exitSeq: null,
       peakInflight: 0,
+      chunksProduced: 0,
+      controls: [],
       hooks,
       held: new Set(),
       inflight: new Map(),
@@ -293,8 +418,11 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       get exited() {
         return !proc.alive;
       },
-      send(id, cmd, args, session, deadline) {
-        if (proc.alive) reply(proc, id, cmd, args, session, deadline);
+      send(id, cmd, args, session, deadline, window = 0) {
+        if (proc.alive) reply(proc, id, cmd, args, session, deadline, window);
+      },
+      control(id, frame) {
+        if (proc.alive) control(proc, id, frame);
       },
       signal(sig) {
         signal(proc, sig);

@@ -14,6 +14,8 @@ export interface StubHostOptions {
   recycleAfter?: number;
   /** Log an ok settlement with its value (`finish #1 ok "x"`) rather than `finish #1 ok`. */
   logValues?: boolean;
+  /** Requests in flight per process (default 1). */
+  concurrency?: number;
   /** What the handle's `freed` does (default: log it). */
   freed?: () => void;
 }
@@ -21,6 +23,7 @@ export interface StubHostOptions {
 export function stubHost(clock: Clock, log: string[], options: StubHostOptions = {}) {
   const host = {
     clock,
+    concurrency: options.concurrency ?? 1,
     interruptGrace: options.interruptGrace ?? 1000,
     maxConsecutiveErrors: options.maxConsecutiveErrors ?? 10,
     recycleAfter: options.recycleAfter ?? 0,

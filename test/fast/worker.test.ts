@@ -479,6 +479,7 @@ const encodingPort = (port: ProcessPort): ProcessPort => ({
     encode(args, 'args');
     port.send(id, cmd, args, session, deadline);
   },
+  control: (id, frame) => port.control(id, frame),
   signal: (s) => port.signal(s),
 });
 

@@ -35,6 +35,9 @@ function stubPort(pid = 4242) {
     signal(s: string) {
       signals.push(s);
     },
+    control(id: number, frame: { ack: number } | { cancel: true }) {
+      signals.push('ack' in frame ? `ack ${id} ${frame.ack}` : `cancel ${id}`);
+    },
   };
   return { port: port as ProcessPort & typeof port, sent, signals };
 }
