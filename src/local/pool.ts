@@ -300,26 +300,24 @@ export class Pool extends TelemetryEmitter implements Executor {
   }
 
   private request(cmd: string, args: unknown, sessionId: string | null, target: string | null, options: ExecuteOptions, stream: ResultStream<any> | null, resolve: (v: unknown) => void, reject: (e: unknown) => void): Request {
-    {
-      const request = new Request(
-        this.nextRequest++,
-        {
-          cmd,
-          args,
-          sessionId,
-          target,
-          timeout: options.timeout ?? this.options.requestTimeout,
-          checkoutTimeout: options.checkoutTimeout ?? this.options.checkoutTimeout,
-          idempotent: options.idempotent ?? false,
-          affinity: options.affinity ?? null,
-          stream,
-        },
-        resolve,
-        reject,
-      );
-      if (options.signal) request.watch(options.signal, (reason) => this.dispatcher.abort(request, reason));
-      return request;
-    }
+    const request = new Request(
+      this.nextRequest++,
+      {
+        cmd,
+        args,
+        sessionId,
+        target,
+        timeout: options.timeout ?? this.options.requestTimeout,
+        checkoutTimeout: options.checkoutTimeout ?? this.options.checkoutTimeout,
+        idempotent: options.idempotent ?? false,
+        affinity: options.affinity ?? null,
+        stream,
+      },
+      resolve,
+      reject,
+    );
+    if (options.signal) request.watch(options.signal, (reason) => this.dispatcher.abort(request, reason));
+    return request;
   }
 
   /** cleanup_session on every worker that may hold the session's state; resolves with how many did. */
