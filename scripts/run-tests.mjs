@@ -3,8 +3,9 @@
 //   "N passed, N failed, N skipped"
 // Tiers: layer 1 (test/fast), layer 2 (test/protocol), layer 3 (test/integration), Python unit tests
 // (python: the default python3; python-system: Debian's; dspy: python/tests/test_dspy_real.py with real
-// DSPy from .venv/, which this script creates when it is missing: see prepareDspyVenv).
-// Usage: node scripts/run-tests.mjs [fast|protocol|integration|python|python-system|dspy ...]
+// DSPy from .venv/, which this script creates when it is missing: see prepareDspyVenv; dspy-pool: the same
+// DSPy behind the Node pool, test/dspy).
+// Usage: node scripts/run-tests.mjs [fast|protocol|integration|python|python-system|dspy|dspy-pool ...]
 //        node scripts/run-tests.mjs --prepare-dspy     (only create/update .venv; exit 1 if it cannot)
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -104,6 +105,15 @@ const tiers = {
     parse: parseUnittest,
     prepare: prepareDspyVenv,
   },
+  // The same real DSPy behind the Node pool and PythonPool (test/dspy/*.test.ts), workers on .venv/bin/python.
+  'dspy-pool': {
+    cmd: process.execPath,
+    args: ['--import', 'tsx', uvu, 'test/dspy', '.test.ts$'],
+    env: { PYVISOR_DSPY_PYTHON: venvPython },
+    parse: parseUvu,
+    prepare: prepareDspyVenv,
+    dir: 'test/dspy',
+  },
 };
 
 function strip(text) {
@@ -182,7 +192,7 @@ function run(name) {
 }
 
 // A tier that hangs must fail, not stall CI: each gets a ceiling well above its normal time.
-const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300, dspy: 300 };
+const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300, dspy: 300, 'dspy-pool': 300 };
 
 if (process.argv.includes('--prepare-dspy')) {
   const ready = prepareDspyVenv();
@@ -199,7 +209,7 @@ for (const name of wanted) {
   }
   if (name.startsWith('python') || name === 'dspy') {
     if (name === 'python-system' && (!existsSync('/usr/bin/python3') || sameInterpreter(python, '/usr/bin/python3'))) continue;
-  } else if (!hasTests(`test/${name}`)) continue;
+  } else if (!hasTests(tiers[name].dir ?? `test/${name}`)) continue;
   const counts = await run(name);
   totals.passed += counts.passed;
   totals.failed += counts.failed;

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --only=roundtrip,throughput,payloads,coldstart,restart,overhead]
+ * npm run bench [-- --quick] [-- --only=roundtrip,throughput,payloads,coldstart,restart,affinity,overhead,dspy]
  *               [-- --out=bench] [-- --codecs=pure,msgpack]
  *
  * The benchmarks. Every figure is printed beside a baseline measured in the
@@ -39,6 +39,7 @@ import {
   sleep,
 } from './lib.js';
 import { throughputSvg, type Curve } from './chart.js';
+import { dspyAvailable, dspyConcurrency, dspyOverhead } from './dspy.js';
 
 // ---- options ----------------------------------------------------------------------------
 
@@ -46,7 +47,7 @@ const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
 const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = flag('quick');
-const ONLY = value('only')?.split(',') ?? ['roundtrip', 'throughput', 'payloads', 'coldstart', 'restart', 'affinity', 'overhead'];
+const ONLY = value('only')?.split(',') ?? ['roundtrip', 'throughput', 'payloads', 'coldstart', 'restart', 'affinity', 'overhead', 'dspy'];
 const OUT = join(ROOT, value('out') ?? 'bench');
 const WANT_CODECS = value('codecs')?.split(',') ?? ['pure', 'msgpack'];
 
@@ -563,6 +564,16 @@ async function main(): Promise<void> {
     for (const c of codecs) await suites[name]!(c);
   }
   if (ONLY.includes('overhead')) await overhead();
+  if (ONLY.includes('dspy')) {
+    const missing = dspyAvailable();
+    if (missing) {
+      notes.push(`real-DSPy benchmarks skipped: ${missing}`);
+      console.warn(`real-DSPy benchmarks skipped: ${missing}`);
+    } else {
+      await dspyConcurrency(add, { ms: QUICK ? 2000 : 3000, repeats: QUICK ? 1 : 3 });
+      await dspyOverhead(add, { warmMs: P.warmMs, ms: P.ms * 2, repeats: P.repeats });
+    }
+  }
 
   const loadEnd = os.loadavg();
   const underLoad = Math.max(loadStart[0]!, loadEnd[0]!) > os.availableParallelism() * 0.5;
