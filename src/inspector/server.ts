@@ -482,6 +482,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
       maxSeconds: pool.options.restart.maxSeconds,
       healthCheckInterval: pool.options.healthCheckInterval,
       affinity: pool.options.affinity,
+      workerConcurrency: pool.options.workerConcurrency,
     },
     log,
     chart,

@@ -28,7 +28,7 @@ export interface CardView {
   mini: MachineView;
   dd: Record<CardField, HTMLElement>;
 }
-export type CardField = 'pid' | 'requests' | 'errors' | 'restarts' | 'sessions';
+export type CardField = 'pid' | 'inflight' | 'requests' | 'errors' | 'restarts' | 'sessions';
 
 export interface PageState {
   machine: MachineGraph | null;

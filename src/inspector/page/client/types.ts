@@ -108,6 +108,8 @@ export interface PoolOptionsSummary {
   maxSeconds: number;
   healthCheckInterval: number;
   affinity: string;
+  /** Requests in flight per worker (workerConcurrency). */
+  workerConcurrency: number;
 }
 
 export interface Hello {

@@ -4,7 +4,7 @@ import { drawMachine, showState } from '../machine.js';
 import { colorOf } from '../states.js';
 import { S, select, stateOf, workerList, type CardField } from '../store.js';
 
-const FIELDS: ReadonlyArray<[CardField, string]> = [['pid', 'pid'], ['requests', 'req'], ['errors', 'err'], ['restarts', 'restarts'], ['sessions', 'sess']];
+const FIELDS: ReadonlyArray<[CardField, string]> = [['pid', 'pid'], ['inflight', 'in flight'], ['requests', 'req'], ['errors', 'err'], ['restarts', 'restarts'], ['sessions', 'sess']];
 
 export function renderCards(): void {
   const box = $('cards'), list = workerList(), seen: Record<string, boolean> = {};
@@ -47,6 +47,8 @@ export function renderCards(): void {
     v.badge.textContent = s;
     v.badge.style.background = colorOf(s);
     v.dd.pid.textContent = String(w.pid || '–');
+    // In flight out of the worker's slots: "3/32" with workerConcurrency 32.
+    v.dd.inflight.textContent = String(w.inflight ?? 0) + '/' + String(S.options.workerConcurrency ?? 1);
     v.dd.requests.textContent = String(w.requests);
     v.dd.errors.textContent = String(w.errors);
     v.dd.errors.className = w.errors ? 'bad' : '';
