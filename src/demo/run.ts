@@ -6,8 +6,16 @@
  * `chain_of_thought` program and executes them in a loop; each answer is checked against
  * what the dummy LM must say. The run passes when every execution answered correctly, the
  * killed worker came back with a new process, and no Python process is left after stop.
+ *
+ * The engine: real DSPy modules (on DSPy's DummyLM) when `.venv/bin/python` imports dspy (npm
+ * test creates that venv), else the bridge's built-in runner; the answers are the same, and
+ * the title says which one runs.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { PACKAGE_ROOT } from '../channel/python.js';
 import { PythonPool, type SessionAdapter } from '../adapter/pythonPool.js';
 import type { WorkerInfo } from '../local/pool.js';
 import { createPool } from '../local/createPool.js';
@@ -79,6 +87,19 @@ function alive(pid: number): boolean {
 
 const sleep = (msec: number) => new Promise<void>((r) => setTimeout(r, msec));
 
+/** The interpreter to run, and the engine it gives: .venv's when it has DSPy, else the default. */
+export function demoEngine(python: string | undefined): { python: string | undefined; engine: string } {
+  const venv = join(PACKAGE_ROOT, '.venv', 'bin', 'python');
+  const candidate = python ?? (existsSync(venv) ? venv : undefined);
+  if (candidate === undefined) return { python, engine: 'built-in runner (no DSPy in .venv)' };
+  try {
+    const version = execFileSync(candidate, ['-c', 'import dspy; print(dspy.__version__)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LITELLM_LOCAL_MODEL_COST_MAP: 'True' }, timeout: 30_000 }).trim();
+    return { python: candidate, engine: `real DSPy ${version}` };
+  } catch {
+    return { python, engine: 'built-in runner (DSPy not importable)' };
+  }
+}
+
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { out } = options;
   const style = options.color ? ansiStyle() : noStyle;
@@ -92,7 +113,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     if (!region) out.write(`${stamp()}  ${text}\n`);
   };
 
-  const title = `pyvisor demo — ${options.workers} Python workers · ${options.sessions} sessions · dummy LM · ${seconds(options.durationMs)}`;
+  const { python, engine } = demoEngine(options.python);
+  const title = `pyvisor demo — ${options.workers} Python workers · ${options.sessions} sessions · ${engine} · dummy LM · ${seconds(options.durationMs)}`;
   if (!region) out.write(`${title}\n`);
   note(`starting ${options.workers} workers…`);
 
@@ -100,7 +122,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     poolSize: options.workers,
     maxOverflow: 0,
     checkoutTimeout: 30_000,
-    ...(options.python ? { python: options.python } : {}),
+    ...(python ? { python } : {}),
     restart: { maxRestarts: 5, maxSeconds: 5 },
   });
   const py = new PythonPool(pool, { ownsPool: true });
@@ -148,6 +170,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       await adapter.configureLM({ provider: 'dummy', model: 'demo-dummy' });
       await adapter.createProgram(QA);
       await adapter.createProgram(REASON);
+      if (index === 0) note(`engine in the workers: ${(await adapter.getProgramInfo('qa')).engine === 'dspy' ? engine : 'built-in runner'}`);
       let n = 0;
       while (!stopLoad && clock() < deadline) {
         n++;
