@@ -8,6 +8,6 @@ export { ResultStream } from './core/stream.js';
 export * from './errors.js';
 export type { PoolEvents, PoolEventName } from './telemetry.js';
 export { PythonPool, SessionAdapter } from './adapter/pythonPool.js';
-export type { ProgramType, FieldSpec, SignatureSpec, ProgramConfig, LMConfig, DummyLMConfig, OpenAILMConfig, LMInfo, ProgramCallOptions, ExecuteResult, ProgramInfo, ProgramSummary, PythonPoolEvents, PythonPoolStats, RestoreReason, ExportedProgram, TrainingExample, OptimizeOptions, OptimizeResult, ProgramStreamEvent } from './adapter/pythonPool.js';
+export type { ProgramType, FieldSpec, SignatureSpec, ProgramConfig, LMConfig, DummyLMConfig, OpenAILMConfig, LMInfo, ProgramCallOptions, ExecuteResult, ProgramInfo, ProgramSummary, PythonPoolEvents, PythonPoolStats, RestoreReason, ExportedProgram, TrainingExample, OptimizeOptions, OptimizeResult, ProgramStreamEvent, TokenUsage } from './adapter/pythonPool.js';
 export { serveInspector } from './inspector/server.js';
 export type { InspectorOptions, InspectorServer } from './inspector/server.js';

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { PythonError, WorkerCrashedError } from '../errors.js';
 import type { PythonPool } from './pythonPool.js';
-import type { ExecuteResult, ExportedProgram, LMConfig, LMInfo, OptimizeOptions, OptimizeResult, ProgramCallOptions, ProgramConfig, ProgramInfo, ProgramSpec, ProgramStreamEvent, ProgramSummary, ProgramType, TrainingExample } from './types.js';
+import type { ExecuteResult, ExportedProgram, LMConfig, LMInfo, OptimizeOptions, OptimizeResult, ProgramCallOptions, ProgramConfig, ProgramInfo, ProgramSpec, ProgramStreamEvent, ProgramSummary, ProgramType, TokenUsage, TrainingExample } from './types.js';
 import { CALL_OPTIONS, PROGRAM_TYPES, bad, checkKeys, checkProgramId, isPlainObject, lmWire, positiveInt, programWire, sameValue, trainsetWire } from './wire.js';
 
 /** execute_program's result as the bridge sends it. */
@@ -11,7 +11,7 @@ interface WireResult<O> {
   outputs: O;
   provider: string;
   model: string;
-  usage?: Record<string, Record<string, unknown>>;
+  usage?: TokenUsage;
   restored?: boolean;
 }
 

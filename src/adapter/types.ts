@@ -87,8 +87,16 @@ export interface ExecuteResult<O extends Record<string, unknown> = Record<string
   restored: boolean;
   /** Calls sent to the pool for this execution: 1, or 2 when it was retried after its worker died. */
   attempts: number;
-  /** Token usage per model, when the LM reported it (DSPy's track_usage), e.g. `{ "openai/m": { prompt_tokens, completion_tokens, total_tokens } }`. */
-  usage?: Record<string, Record<string, unknown>>;
+  /** Token counts of this execution, when the LM reported them (DSPy's track_usage, summed over its LM calls). */
+  usage?: TokenUsage;
+}
+
+/** Token counts as the LM reports them (OpenAI's names; other keys the provider adds are kept). */
+export interface TokenUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+  [key: string]: unknown;
 }
 
 /** A program as exportProgram gives it: enough to rebuild it anywhere, optimization included. */
