@@ -84,6 +84,7 @@ export async function dspyOverhead(add: (row: BenchRow) => void, p: { warmMs: nu
   const py = new PythonPool(pool);
   try {
     const s = py.sessionAdapter('overhead');
+    await s.configureLM({ provider: 'dummy', model: 'bench' });
     await s.createProgram(QA);
     const viaPool = await measureRate(() => s.executeProgram('qa', { question: 'What is DSPy?' }), { warmMs: p.warmMs, ms: p.ms, repeats: p.repeats });
     const out = execFileSync(VENV_PYTHON, [join(ROOT, 'scripts', 'bench', 'dspy_inprocess.py'), String(p.warmMs), String(p.ms), String(p.repeats)], { encoding: 'utf8', env: { ...process.env, ...ENV } });
