@@ -4,12 +4,17 @@
 * :class:`OpenAILM` -- any OpenAI-compatible chat-completions endpoint
   (``POST {base_url}/chat/completions``) over ``urllib``; standard library only.
 
-Both implement ``complete(signature, inputs, reasoning) -> dict`` where
+Both implement ``complete(signature, inputs, reasoning, demos) -> dict`` where
 ``signature`` is the normalized signature dict (``inputs``/``outputs`` lists of
 ``{name, description}`` and ``instructions``), ``inputs`` maps input names to
-values and ``reasoning`` asks for a leading ``reasoning`` output
-(chain of thought), and ``run(...) -> (outputs, usage)``, where ``usage`` is
-the token usage the endpoint reported (``None`` when it reported none).
+values, ``reasoning`` asks for a leading ``reasoning`` output (chain of
+thought) and ``demos`` is the program's list of demos (flat maps of field
+values, as in DSPy's ``dump_state``), and ``run(...) -> (outputs, usage)``,
+where ``usage`` is the token usage the endpoint reported (``None`` when it
+reported none). Demos: the dummy answers an input exactly equal to a demo's
+inputs with that demo's outputs (:func:`demo_answer`); the OpenAI-compatible
+backend sends them as few-shot turns before the request. Both are safe to call
+from several threads at once.
 
 :func:`make_lm` validates ``configure_lm``'s arguments for both engines; the
 real-DSPy engine (``pyvisor.dspy_commands``) builds its ``dspy.LM`` from the
@@ -17,9 +22,11 @@ object it returns.
 """
 
 import os
+import threading
 
 __all__ = ["LMError", "AdapterParseError", "DummyLM", "OpenAILM", "make_lm", "build_messages",
-           "parse_outputs", "usage_counts", "DEFAULT_OPENAI_BASE_URL", "DEFAULT_OPENAI_MODEL"]
+           "parse_outputs", "usage_counts", "demo_answer", "DEFAULT_OPENAI_BASE_URL",
+           "DEFAULT_OPENAI_MODEL"]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -99,6 +106,28 @@ def _text(v):
     return json.dumps(v, sort_keys=True, ensure_ascii=False, default=repr)
 
 
+def demo_answer(signature, inputs, reasoning=False, demos=None):
+    """The outputs of the first demo whose inputs are exactly ``inputs`` (every
+    input field present and equal, as values) and which has every output field,
+    or None. Chain of thought's ``reasoning`` is the demo's, or ``""``."""
+    if not demos:
+        return None
+    in_names = [f["name"] for f in signature["inputs"]]
+    out_names = [f["name"] for f in signature["outputs"]]
+    for demo in demos:
+        if not isinstance(demo, dict):
+            continue
+        if all(n in demo and n in inputs and demo[n] == inputs[n] for n in in_names) and \
+                all(n in demo for n in out_names):
+            out = {}
+            if reasoning:
+                out["reasoning"] = demo.get("reasoning", "")
+            for n in out_names:
+                out[n] = demo[n]
+            return out
+    return None
+
+
 def _excerpt(raw, limit=300):
     if isinstance(raw, (bytes, bytearray)):
         raw = bytes(raw).decode("utf-8", "replace")
@@ -119,7 +148,10 @@ class DummyLM(object):
       ``"dummy <field> to: <input values joined by ' | '>"``, and chain of
       thought's reasoning is ``"dummy reasoning about: <same>"``.
 
-    Output fields an answer leaves out are derived the same way.
+    Output fields an answer leaves out are derived the same way. Before any of
+    that, an input exactly equal to one of the program's demos' inputs is
+    answered with that demo's outputs (:func:`demo_answer`; such a call does
+    not advance the rotation).
     """
 
     provider = "dummy"
@@ -128,13 +160,20 @@ class DummyLM(object):
         self.model = model
         self.answers = answers
         self.calls = 0
+        self._lock = threading.Lock()  # the rotation: one step per call, whatever the thread
 
-    def complete(self, signature, inputs, reasoning=False):
+    def complete(self, signature, inputs, reasoning=False, demos=None):
+        from_demo = demo_answer(signature, inputs, reasoning, demos)
+        if from_demo is not None:
+            return from_demo
         subject = " | ".join(_text(inputs.get(f["name"])) for f in signature["inputs"])
         picked = None
         answers = self.answers
+        with self._lock:
+            n = self.calls
+            self.calls += 1
         if isinstance(answers, list) and answers:
-            picked = answers[self.calls % len(answers)]
+            picked = answers[n % len(answers)]
         elif isinstance(answers, dict):
             for f in signature["inputs"]:
                 key = _text(inputs.get(f["name"]))
@@ -143,7 +182,6 @@ class DummyLM(object):
                     break
             if picked is None:
                 picked = answers.get("*")
-        self.calls += 1
         picked = picked or {}
         out = {}
         if reasoning:
@@ -153,13 +191,22 @@ class DummyLM(object):
             out[name] = picked[name] if name in picked else "dummy %s to: %s" % (name, subject)
         return out
 
-    def run(self, signature, inputs, reasoning=False):
+    def run(self, signature, inputs, reasoning=False, demos=None):
         """``(outputs, None)``: a dummy reports no token usage."""
-        return self.complete(signature, inputs, reasoning), None
+        return self.complete(signature, inputs, reasoning, demos), None
 
 
-def build_messages(signature, inputs, reasoning=False):
-    """Chat messages asking for the output fields as one JSON object."""
+def _user_turn(signature, values):
+    import json
+    return {"role": "user", "content": "Inputs (JSON):\n" + json.dumps(
+        {f["name"]: values.get(f["name"]) for f in signature["inputs"]},
+        ensure_ascii=False, default=repr, indent=1)}
+
+
+def build_messages(signature, inputs, reasoning=False, demos=None):
+    """Chat messages asking for the output fields as one JSON object; each demo
+    (a map of field values) is a user turn with its inputs and an assistant
+    turn with its outputs (the fields it has) before the request."""
     import json
     lines = []
     instructions = signature.get("instructions") or ""
@@ -181,11 +228,15 @@ def build_messages(signature, inputs, reasoning=False):
     lines.append("")
     lines.append("Reply with only a JSON object whose keys are exactly: %s."
                  % ", ".join(json.dumps(k) for k in keys))
-    user = "Inputs (JSON):\n" + json.dumps(
-        {f["name"]: inputs.get(f["name"]) for f in signature["inputs"]},
-        ensure_ascii=False, default=repr, indent=1)
-    return [{"role": "system", "content": "\n".join(lines)},
-            {"role": "user", "content": user}]
+    messages = [{"role": "system", "content": "\n".join(lines)}]
+    for demo in demos or ():
+        if not isinstance(demo, dict):
+            continue
+        messages.append(_user_turn(signature, demo))
+        messages.append({"role": "assistant", "content": json.dumps(
+            {k: demo[k] for k in keys if k in demo}, ensure_ascii=False, default=repr)})
+    messages.append(_user_turn(signature, inputs))
+    return messages
 
 
 def _strip_fences(text):
@@ -258,6 +309,7 @@ class OpenAILM(object):
         self.cache = bool(cache)
         self.num_retries = int(num_retries)
         self.calls = 0
+        self._lock = threading.Lock()
 
     @property
     def url(self):
@@ -289,7 +341,8 @@ class OpenAILM(object):
         if self.api_key:
             headers["Authorization"] = "Bearer " + self.api_key
         req = urllib.request.Request(url, data=data, headers=headers, method="POST")
-        self.calls += 1
+        with self._lock:
+            self.calls += 1
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 raw = resp.read()
@@ -341,11 +394,11 @@ class OpenAILM(object):
                           code="provider", provider="openai")
         return content, usage_counts(payload.get("usage") if isinstance(payload, dict) else None)
 
-    def complete(self, signature, inputs, reasoning=False):
-        return self.run(signature, inputs, reasoning)[0]
+    def complete(self, signature, inputs, reasoning=False, demos=None):
+        return self.run(signature, inputs, reasoning, demos)[0]
 
-    def run(self, signature, inputs, reasoning=False):
-        content, usage = self.chat_with_usage(build_messages(signature, inputs, reasoning))
+    def run(self, signature, inputs, reasoning=False, demos=None):
+        content, usage = self.chat_with_usage(build_messages(signature, inputs, reasoning, demos))
         return parse_outputs(content, signature, reasoning), usage
 
 

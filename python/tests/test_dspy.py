@@ -26,6 +26,33 @@ QA = {"inputs": [{"name": "question", "description": "a question"}],
       "outputs": [{"name": "answer"}]}
 
 
+def stream_request(w, cmd, args, session=None, window=64, timeout=30):
+    """Send ``cmd`` as a stream request (``stream: window``), acknowledge every
+    chunk; return ``(chunks, final reply)``."""
+    rid = w._next_id
+    w._next_id += 1
+    w.send({"id": rid, "cmd": cmd, "args": args, "session": session, "stream": window})
+    chunks = []
+    while True:
+        msg = w.read_reply(timeout)
+        assert msg.get("id") == rid, "frame for id %r while streaming %r: %r" % (
+            msg.get("id"), rid, msg)
+        if "chunk" in msg and "ok" not in msg:
+            chunks.append(msg["chunk"])
+            w.send({"id": rid, "ack": len(chunks)})
+            continue
+        return chunks, msg
+
+
+def field_texts(chunks):
+    """The field chunks of a stream_program run joined per field, in order of appearance."""
+    out = {}
+    for c in chunks:
+        if c.get("type") == "field":
+            out[c["field"]] = out.get(c["field"], "") + c["text"]
+    return out
+
+
 class FakeOpenAI(object):
     """A local chat-completions server; the URL path picks the behavior:
     /ok/v1, /usage/v1 (reports token usage), /401/v1, /429/v1 (Retry-After: 7),
@@ -817,6 +844,48 @@ class TestDspyGlueWithStub(WorkerTestCase):
         self.assertIn("I refuse to use your format.", e["message"])
         self.assertIs(w.call("ping")["pong"], True)
 
+    def test_state_through_the_dspy_engine(self):
+        w = self.spawn_stubbed()
+        w.call("create_program", {"id": "qa", "signature": QA}, session="s")
+        r = w.call("export_program", {"program_id": "qa"}, session="s")
+        fields = [{"prefix": "Question:", "description": "a question"},
+                  {"prefix": "Answer:", "description": "${answer}"}]
+        self.assertEqual(r["state"], {"traces": [], "train": [], "demos": [],
+                                      "signature": {"instructions": "", "fields": fields}})
+        state = {"traces": [], "train": [], "demos": [{"question": "q", "answer": "from demo"}],
+                 "signature": {"instructions": "Imported.", "fields": fields},
+                 "lm": {"model": "ignored"}}
+        self.assertEqual(w.call("import_program", {"program_id": "qa", "state": state},
+                                session="s"),
+                         {"program_id": "qa", "imported": True, "demos": 1})
+        # the dummy answers a demo's inputs with its outputs (told by a DSPy callback)
+        r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q"}},
+                   session="s")
+        self.assertEqual(r["outputs"], {"answer": "from demo"})
+        r = w.call("execute_program", {"program_id": "qa", "inputs": {"question": "q2"}},
+                   session="s")
+        self.assertEqual(r["outputs"], {"answer": "dummy answer to: q2"})
+        exported = w.call("export_program", {"program_id": "qa"}, session="s")["state"]
+        self.assertEqual(exported["signature"]["instructions"], "Imported.")
+        self.assertNotIn("lm", exported)
+        e = w.error("import_program", {"program_id": "qa", "state": dict(
+            state, signature={"instructions": "", "fields": fields[:1]})}, session="s")
+        self.assertEqual(e["message"], "import_program: state.signature.fields has 1 entry, the "
+                                       "program's signature has 2 field(s) (question, answer)")
+        e = w.error("import_program", {"program_id": "qa", "state": dict(state, forward=1)},
+                    session="s")
+        self.assertEqual(e["message"], "import_program: state has unknown key(s) 'forward' (a "
+                                       "Predict's state has 'traces', 'train', 'demos', "
+                                       "'signature')")
+        w.call("create_program", {"id": "cot", "type": "chain_of_thought", "signature": QA},
+               session="s")
+        e = w.error("import_program", {"program_id": "cot", "state": state}, session="s")
+        self.assertEqual(e["message"], "import_program: state lacks 'predict' and has unknown "
+                                       "key(s) 'traces', 'train', 'demos', 'signature', 'lm' (a "
+                                       "ChainOfThought program's state has 'predict')")
+        self.assertEqual(w.call("export_program", {"program_id": "qa"}, session="s")["state"],
+                         exported)
+
     def test_dspy_off(self):
         w = self.spawn_stubbed(PYVISOR_DSPY="off")
         w.call("create_program", {"id": "qa", "signature": QA}, session="s")
@@ -831,6 +900,319 @@ class TestDspyGlueWithStub(WorkerTestCase):
         e = w.error("create_program", {"id": "qa", "signature": QA}, session="s")
         self.assertEqual(e["type"], "ImportError")
         self.assertIn("PYVISOR_DSPY=require", e["message"])
+
+
+TRAIN = [{"inputs": {"question": "q%d" % i}, "outputs": {"answer": "A%d" % i}} for i in range(5)]
+
+
+class TestBuiltinState(DspyPoolCase):
+    """export_program / import_program / restore.program.state with the built-in runner:
+    its state is {demos, instructions}, and its dummy answers a demo's inputs with the
+    demo's outputs, so a state is observable in the answers."""
+
+    STATE = {"demos": [{"question": "What is DSPy?", "answer": "A framework"},
+                       {"question": "Why?", "answer": "Because"}],
+             "instructions": "Answer in two words."}
+
+    def execute(self, question, session="__default__", **extra):
+        args = dict(extra, program_id=extra.pop("program_id", "qa"),
+                    inputs={"question": question})
+        return self.call("execute_program", args, session=session)
+
+    def test_export_a_fresh_program(self):
+        self.call("create_program", {"id": "qa", "signature": dict(QA, instructions="Be brief.")})
+        r = self.call("export_program", {"program_id": "qa"})
+        self.assertEqual(r, {"program_id": "qa", "type": "predict", "signature": {
+            "inputs": [{"name": "question", "description": "a question"}],
+            "outputs": [{"name": "answer", "description": ""}], "instructions": "Be brief."},
+            "state": {"demos": [], "instructions": "Be brief."}})
+        e = self.err("export_program", {"program_id": "nope"})
+        self.assertEqual((e["type"], e["message"]), (
+            "ProgramNotFoundError", "Program 'nope' not found in session '%s'" % self.sid))
+
+    def test_import_then_export_into_another_worker(self):
+        self.call("create_program", {"id": "qa", "type": "chain_of_thought", "signature": QA})
+        r = self.call("import_program", {"program_id": "qa", "state": self.STATE})
+        self.assertEqual(r, {"program_id": "qa", "imported": True, "demos": 2})
+        self.assertEqual(self.call("get_program_info", {"program_id": "qa"})["demos"], 2)
+        # a demo's inputs -> the demo's outputs (no reasoning in the demo: empty); others: the dummy
+        self.assertEqual(self.execute("What is DSPy?")["outputs"],
+                         {"reasoning": "", "answer": "A framework"})
+        self.assertEqual(self.execute("what is dspy?")["outputs"]["answer"],
+                         "dummy answer to: what is dspy?")
+        exported = self.call("export_program", {"program_id": "qa"})
+        self.assertEqual(exported["state"], self.STATE)
+        # Another worker process: the exported program behaves the same there.
+        other = self.spawn(mode="pool-worker", worker_id="dspy_other", env=BUILTIN_ENV)
+        other.call("create_program", {"id": "qa", "type": exported["type"],
+                                      "signature": exported["signature"]}, session="x")
+        other.call("import_program", {"program_id": "qa", "state": exported["state"]},
+                   session="x")
+        r = other.call("execute_program", {"program_id": "qa",
+                                           "inputs": {"question": "Why?"}}, session="x")
+        self.assertEqual(r["outputs"], {"reasoning": "", "answer": "Because"})
+        self.assertEqual(other.call("export_program", {"program_id": "qa"}, session="x"),
+                         exported)
+
+    def test_demos_come_before_the_answers_table(self):
+        self.call("configure_lm", {"provider": "dummy", "answers": {"*": {"answer": "table"}}})
+        self.call("create_program", {"id": "qa", "signature": QA, "state": self.STATE})
+        self.assertEqual(self.execute("Why?")["outputs"], {"answer": "Because"})
+        self.assertEqual(self.execute("other")["outputs"], {"answer": "table"})
+
+    def test_bad_states_change_nothing(self):
+        self.call("create_program", {"id": "qa", "signature": QA})
+        self.call("import_program", {"program_id": "qa", "state": self.STATE})
+        before = self.call("export_program", {"program_id": "qa"})
+        cases = [
+            (None, "import_program: state is required (a map, as export_program gives it)"),
+            ([1], "import_program: state must be a map, got list"),
+            ({"demos": [], "predict": {}},
+             "import_program: state has unknown key(s) 'predict' (the built-in runner's state "
+             "is {demos, instructions}; a state exported by a DSPy worker loads only where "
+             "DSPy runs)"),
+            ({"demos": "x"}, "import_program: state.demos must be a list of demos (maps of "
+                             "field values), got str"),
+            ({"demos": [{"question": "q", "answer": "a"}, 3]},
+             "import_program: state.demos[1] must be a map of field values, got int"),
+            ({"demos": [], "instructions": 5},
+             "import_program: state.instructions must be a string, got 5"),
+        ]
+        for state, message in cases:
+            args = {"program_id": "qa"}
+            if state is not None:
+                args["state"] = state
+            e = self.err("import_program", args)
+            self.assertEqual((e["type"], e["message"]), ("ValueError", message), state)
+        self.assertEqual(self.call("export_program", {"program_id": "qa"}), before)
+        e = self.err("import_program", {"program_id": "qa", "state": {}, "state_rev": -1})
+        self.assertEqual(e["message"], "import_program: state_rev must be an integer >= 0, got -1")
+        # create_program's state is checked the same way, under create_program's name
+        e = self.err("create_program", {"id": "new", "signature": QA, "state": {"demos": 1}})
+        self.assertEqual(e["message"], "create_program: state.demos must be a list of demos "
+                                       "(maps of field values), got int")
+        self.assertEqual(self.call("list_programs")["programs"],
+                         [{"program_id": "qa", "type": "predict"}])
+
+    def test_restore_with_state_and_state_rev(self):
+        spec = {"id": "qa", "signature": QA, "state": self.STATE, "state_rev": 1}
+        # A worker without the program builds it and loads the state.
+        r = self.execute("Why?", restore={"program": spec})
+        self.assertEqual((r["outputs"], r["restored"]), ({"answer": "Because"}, True))
+        # The same revision again: nothing to rebuild.
+        self.assertIs(self.execute("Why?", restore={"program": spec})["restored"], False)
+        # A new revision with another state: rebuilt with it.
+        spec2 = dict(spec, state={"demos": [{"question": "Why?", "answer": "Why not"}]},
+                     state_rev=2)
+        r = self.execute("Why?", restore={"program": spec2})
+        self.assertEqual((r["outputs"], r["restored"]), ({"answer": "Why not"}, True))
+        # A spec without state (revision none) is another spec: the plain program again.
+        r = self.execute("Why?", restore={"program": {"id": "qa", "signature": QA}})
+        self.assertEqual((r["outputs"]["answer"], r["restored"]), ("dummy answer to: Why?", True))
+        # import_program with state_rev records the revision: a restore carrying it keeps it.
+        self.call("import_program", {"program_id": "qa", "state": self.STATE, "state_rev": 7})
+        r = self.execute("What is DSPy?", restore={"program": dict(spec, state_rev=7)})
+        self.assertEqual((r["outputs"]["answer"], r["restored"]), ("A framework", False))
+        # import_program without state_rev keeps the revision the program had.
+        self.call("import_program", {"program_id": "qa", "state": {"demos": []}})
+        r = self.execute("What is DSPy?", restore={"program": dict(spec, state_rev=7)})
+        self.assertEqual((r["outputs"]["answer"], r["restored"]),
+                         ("dummy answer to: What is DSPy?", False))
+
+    def test_restore_with_a_bad_state(self):
+        self.call("create_program", {"id": "qa", "signature": QA})
+        for prog, message in [
+                ({"signature": QA, "state": "x", "state_rev": 1},
+                 "create_program: state must be a map, got str"),
+                ({"signature": QA, "state": {}, "state_rev": "1"},
+                 "create_program: state_rev must be an integer >= 0, got '1'"),
+                ({"signature": QA, "state": {}, "state_rev": True},
+                 "create_program: state_rev must be an integer >= 0, got True")]:
+            e = self.err("execute_program", {"program_id": "qa", "inputs": {"question": "q"},
+                                             "restore": {"program": prog}})
+            self.assertEqual((e["type"], e["message"]), ("ValueError", message))
+        self.assertEqual(self.call("export_program", {"program_id": "qa"})["state"],
+                         {"demos": [], "instructions": ""})
+
+    def test_demos_and_instructions_reach_the_openai_prompt(self):
+        srv = FakeOpenAI()
+        self.addCleanup(srv.close)
+        self.call("configure_lm", {"provider": "openai", "base_url": srv.url("ok"),
+                                   "api_key": "k", "timeout_s": 5})
+        self.call("create_program", {"id": "qa", "signature": QA, "state": self.STATE})
+        self.assertEqual(self.execute("Next?")["outputs"], {"answer": "answer from fake"})
+        msgs = srv.requests[-1]["body"]["messages"]
+        self.assertEqual([m["role"] for m in msgs],
+                         ["system", "user", "assistant", "user", "assistant", "user"])
+        self.assertTrue(msgs[0]["content"].startswith("Answer in two words."))
+        self.assertIn('"What is DSPy?"', msgs[1]["content"])
+        self.assertEqual(json.loads(msgs[2]["content"]), {"answer": "A framework"})
+        self.assertIn('"Next?"', msgs[5]["content"])
+
+
+class TestBuiltinOptimize(DspyPoolCase):
+    """optimize_program with the built-in runner: the trainset's examples (up to
+    max_labeled_demos) become the demos, with the same chunks as with DSPy."""
+
+    def test_progress_then_result_then_the_demos_answer(self):
+        self.call("create_program", {"id": "qa", "signature": QA})
+        chunks, reply = stream_request(self.w, "optimize_program", {
+            "program_id": "qa", "trainset": TRAIN, "max_labeled_demos": 3}, session=self.sid)
+        self.assertTrue(reply["ok"], reply)
+        self.assertIsNone(reply["result"])
+        self.assertEqual(chunks[:-1], [{"type": "progress", "done": i, "total": 5}
+                                       for i in range(1, 6)])
+        demos = [{"question": "q%d" % i, "answer": "A%d" % i} for i in range(3)]
+        self.assertEqual(chunks[-1], {"type": "result", "program_id": "qa", "demos": 3,
+                                      "state": {"demos": demos, "instructions": ""}})
+        self.assertEqual(self.call("export_program", {"program_id": "qa"})["state"],
+                         chunks[-1]["state"])
+        r = self.call("execute_program", {"program_id": "qa", "inputs": {"question": "q1"}})
+        self.assertEqual(r["outputs"], {"answer": "A1"})
+        r = self.call("execute_program", {"program_id": "qa", "inputs": {"question": "q4"}})
+        self.assertEqual(r["outputs"], {"answer": "dummy answer to: q4"})
+
+    def test_without_a_stream_the_reply_is_the_list_of_chunks(self):
+        r = self.call("optimize_program", {"program_id": "qa", "trainset": TRAIN[:2],
+                                           "restore": {"program": {"signature": QA}}})
+        self.assertEqual([c["type"] for c in r], ["progress", "progress", "result"])
+        self.assertEqual((r[-1]["demos"], r[-1]["restored"]), (2, True))
+
+    def test_state_rev_recorded_for_the_next_restore(self):
+        spec = {"id": "qa", "signature": QA}
+        chunks, reply = stream_request(self.w, "optimize_program", {
+            "program_id": "qa", "trainset": TRAIN[:2], "state_rev": 1,
+            "restore": {"program": spec}}, session=self.sid)
+        state = chunks[-1]["state"]
+        self.assertIs(chunks[-1]["restored"], True)
+        # the host keeps (state, 1) with the spec: this worker has it already
+        r = self.call("execute_program", {"program_id": "qa", "inputs": {"question": "q1"},
+                                          "restore": {"program": dict(spec, state=state,
+                                                                      state_rev=1)}})
+        self.assertEqual((r["outputs"]["answer"], r["restored"]), ("A1", False))
+
+    def test_trainset_errors(self):
+        self.call("create_program", {"id": "qa", "signature": {
+            "inputs": ["question", "context"], "outputs": ["answer"]}})
+
+        def check(args, message):
+            chunks, reply = stream_request(self.w, "optimize_program",
+                                           dict(args, program_id="qa"), session=self.sid)
+            self.assertEqual(chunks, [])
+            self.assertIs(reply["ok"], False, reply)
+            self.assertEqual((reply["error"]["type"], reply["error"]["message"]),
+                             ("ValueError", message))
+        good = {"inputs": {"question": "q", "context": "c"}, "outputs": {"answer": "a"}}
+        check({}, "optimize_program: trainset must be a non-empty list of {inputs, outputs}, "
+                  "got nothing")
+        check({"trainset": []}, "optimize_program: trainset must be a non-empty list of "
+                                "{inputs, outputs}, got []")
+        check({"trainset": [good, 5]}, "optimize_program: trainset[1] must be a map "
+                                       "{inputs, outputs}, got int")
+        check({"trainset": [dict(good, label=1)]},
+              "optimize_program: trainset[0] has unknown key(s) 'label' (expected inputs, "
+              "outputs)")
+        check({"trainset": [good, {"inputs": {"question": "q"}}]},
+              "optimize_program: trainset[1].outputs must be a map of field values, got nothing")
+        check({"trainset": [good, {"inputs": {"question": "q", "ctx": "c"},
+                                   "outputs": {"answer": "a", "score": 1}}]},
+              "optimize_program: trainset[1]: missing input(s) 'context'; unknown input(s) "
+              "'ctx'; unknown output(s) 'score' for program 'qa' (inputs: question, context; "
+              "outputs: answer)")
+        check({"trainset": [good], "max_rounds": 0},
+              "optimize_program: max_rounds must be an integer >= 1, got 0")
+        check({"trainset": [good], "max_labeled_demos": 1.5},
+              "optimize_program: max_labeled_demos must be an integer >= 0, got 1.5")
+        check({"trainset": [good], "max_bootstrapped_demos": -1},
+              "optimize_program: max_bootstrapped_demos must be an integer >= 0, got -1")
+        self.assertEqual(self.call("export_program", {"program_id": "qa"})["state"]["demos"], [])
+
+
+class TestBuiltinStream(DspyPoolCase):
+    def test_fields_word_by_word_then_the_result(self):
+        self.call("create_program", {"id": "cot", "type": "chain_of_thought", "signature": QA})
+        chunks, reply = stream_request(self.w, "stream_program", {
+            "program_id": "cot", "inputs": {"question": "What is Elixir?"}}, session=self.sid)
+        self.assertTrue(reply["ok"], reply)
+        fields = [c for c in chunks if c["type"] == "field"]
+        self.assertEqual(chunks[-1]["type"], "result")
+        self.assertEqual(len(fields), len(chunks) - 1, "field chunks, then one result chunk")
+        self.assertEqual([c["text"] for c in fields if c["field"] == "answer"],
+                         ["dummy ", "answer ", "to: ", "What ", "is ", "Elixir?"])
+        self.assertEqual([c["field"] for c in fields][0], "reasoning")
+        result = chunks[-1]["result"]
+        self.assertEqual(field_texts(chunks), result["outputs"])
+        self.assertEqual(result, {"program_id": "cot", "provider": "dummy", "model": "dummy",
+                                  "outputs": {"reasoning": "dummy reasoning about: What is "
+                                                           "Elixir?",
+                                              "answer": "dummy answer to: What is Elixir?"}})
+        self.assertEqual(self.call("get_program_info", {"program_id": "cot"})["executions"], 1)
+
+    def test_restored_and_errors(self):
+        chunks, reply = stream_request(self.w, "stream_program", {
+            "program_id": "qa", "inputs": {"question": "q"},
+            "restore": {"program": {"signature": QA}}}, session=self.sid)
+        self.assertIs(chunks[-1]["result"]["restored"], True)
+        chunks, reply = stream_request(self.w, "stream_program", {
+            "program_id": "qa", "inputs": {"q": "x"}}, session=self.sid)
+        self.assertEqual(chunks, [])
+        self.assertEqual(reply["error"]["message"],
+                         "stream_program: missing input(s) 'question'; unknown input(s) 'q' "
+                         "for program 'qa' (expects: question)")
+        chunks, reply = stream_request(self.w, "stream_program", {
+            "program_id": "ghost", "inputs": {}}, session=self.sid)
+        self.assertEqual(reply["error"]["type"], "ProgramNotFoundError")
+
+    def test_lm_errors_keep_their_details(self):
+        srv = FakeOpenAI()
+        self.addCleanup(srv.close)
+        self.call("configure_lm", {"provider": "openai", "base_url": srv.url("429"),
+                                   "api_key": "k", "timeout_s": 5})
+        self.call("create_program", {"id": "qa", "signature": QA})
+        chunks, reply = stream_request(self.w, "stream_program", {
+            "program_id": "qa", "inputs": {"question": "q"}}, session=self.sid)
+        self.assertEqual(chunks, [])
+        err = reply["error"]
+        self.assertEqual(err["type"], "LMError")
+        self.assertIn("openai endpoint returned 429", err["message"])
+        self.assertEqual(err.get("details"), {"status": 429, "retry_after": 7.0,
+                                              "code": "rate_limit", "provider": "openai"})
+        e = self.err("execute_program", {"program_id": "qa", "inputs": {"question": "q"}})
+        self.assertEqual(e.get("details"), err["details"])
+
+
+class TestDemoUnits(unittest.TestCase):
+    SIG = {"inputs": [{"name": "q", "description": ""}, {"name": "c", "description": ""}],
+           "outputs": [{"name": "a", "description": ""}], "instructions": ""}
+
+    def test_demo_answer_needs_every_input_equal_and_every_output(self):
+        demos = [{"q": "x", "a": "no c"}, {"q": "x", "c": 1, "b": "no a"},
+                 {"q": "x", "c": 1, "a": "hit", "augmented": True}]
+        self.assertEqual(lm_mod.demo_answer(self.SIG, {"q": "x", "c": 1}, False, demos),
+                         {"a": "hit"})
+        self.assertEqual(lm_mod.demo_answer(self.SIG, {"q": "x", "c": 1}, True, demos),
+                         {"reasoning": "", "a": "hit"})
+        self.assertIsNone(lm_mod.demo_answer(self.SIG, {"q": "x", "c": "1"}, False, demos))
+        self.assertIsNone(lm_mod.demo_answer(self.SIG, {"q": "x", "c": 1}, False, []))
+
+    def test_dummy_rotation_is_one_step_per_call_across_threads(self):
+        lm = lm_mod.DummyLM(answers=[{"a": str(i)} for i in range(7)])
+        got = []
+        lock = threading.Lock()
+
+        def work():
+            for _ in range(100):
+                a = lm.complete(self.SIG, {"q": "x", "c": 1})["a"]
+                with lock:
+                    got.append(a)
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(lm.calls, 800)
+        self.assertEqual(sorted(got.count(str(i)) for i in range(7)),
+                         sorted(len(range(i, 800, 7)) for i in range(7)))
 
 
 class TestLMErrorStructure(unittest.TestCase):

@@ -12,8 +12,14 @@ num_retries=3, **kwargs)`` with ``.kwargs`` and ``close()``,
 (prepends a ``reasoning`` output), ``Prediction`` (fields by ``[name]``; methods
 such as ``keys`` win over fields as attributes), the ``LMError`` hierarchy
 with ``status`` / ``retry_after`` / ``code`` / ``provider``,
-``AdapterParseError``, ``track_usage`` and ``utils.DummyLM`` (answers from a
-list, a dict or any iterator).
+``AdapterParseError``, ``track_usage``, ``utils.DummyLM`` (answers from a
+list, a dict or any iterator), callbacks (``dspy.utils.callback.BaseCallback``:
+``on_module_start`` / ``on_module_end`` around every module call, with
+``inputs={"args": (), "kwargs": ...}``), a Predict's ``demos``,
+``named_parameters`` / ``predictors`` / ``deepcopy``, and ``dump_state`` /
+``load_state`` in real DSPy's shapes (a Predict's ``{traces, train, demos,
+signature: {instructions, fields: [{prefix, description}]}, lm}``, a
+ChainOfThought's ``{predict: ...}``). No streamify, no optimizers.
 
 What it answers (for an ``LM``): every output is ``"stub <field> via <model> at
 <api_base> key=<api_key>"``; some first-input values fail the way DSPy does:
@@ -25,13 +31,16 @@ num_retries and kwargs as JSON). Each call reports usage {prompt 3, completion 5
 """
 
 import contextlib
+import copy as _copy
 import sys
 import threading
+import types
+import uuid
 
 __version__ = "3.4.1+stub"
 
 _main_config = {"lm": None, "disable_history": False, "trace": [], "usage_tracker": None,
-                "track_usage": False}
+                "track_usage": False, "callbacks": []}
 _overrides = threading.local()
 _owner = {"thread": None}
 GLOBAL_HISTORY = []
@@ -261,11 +270,46 @@ class LM(BaseLM):
         return out
 
 
-class _Utils(object):
-    pass
+utils = types.ModuleType("dspy.utils")
+sys.modules["dspy.utils"] = utils
+callback = types.ModuleType("dspy.utils.callback")
+sys.modules["dspy.utils.callback"] = callback
+utils.callback = callback
 
 
-utils = _Utils()
+class BaseCallback(object):
+    def on_module_start(self, call_id, instance, inputs):
+        pass
+
+    def on_module_end(self, call_id, outputs, exception=None):
+        pass
+
+
+callback.BaseCallback = BaseCallback
+
+
+def _with_callbacks(instance, kwargs, fn):
+    callbacks = list(_config().get("callbacks") or [])
+    call_id = uuid.uuid4().hex
+    for cb in callbacks:
+        try:
+            cb.on_module_start(call_id=call_id, instance=instance,
+                               inputs={"args": (), "kwargs": dict(kwargs)})
+        except Exception as e:  # real DSPy only logs a failing callback
+            sys.stderr.write("dspy-stub: callback failed: %r\n" % e)
+    result = exception = None
+    try:
+        result = fn()
+        return result
+    except BaseException as e:
+        exception = e
+        raise
+    finally:
+        for cb in callbacks:
+            try:
+                cb.on_module_end(call_id=call_id, outputs=result, exception=exception)
+            except Exception as e:
+                sys.stderr.write("dspy-stub: callback failed: %r\n" % e)
 
 
 class DummyLM(BaseLM):
@@ -314,12 +358,59 @@ class Prediction(object):
         return self._store.items()
 
 
-class Predict(object):
+class Module(object):
+    def named_parameters(self):
+        return [(n, v) for n, v in vars(self).items() if isinstance(v, Predict)]
+
+    def predictors(self):
+        return [v for _, v in self.named_parameters()]
+
+    def deepcopy(self):
+        return _copy.deepcopy(self)
+
+    def dump_state(self, json_mode=True):
+        return {n: v.dump_state() for n, v in self.named_parameters()}
+
+    def load_state(self, state):
+        for n, v in self.named_parameters():
+            v.load_state(state[n])
+        return self
+
+    def __call__(self, **kwargs):
+        return _with_callbacks(self, kwargs, lambda: self.forward(**kwargs))
+
+
+class Predict(Module):
     def __init__(self, signature, **config):
         self.signature = signature
         self.config = config
+        self.demos = []
+        self.lm = None
 
-    def __call__(self, **kwargs):
+    def named_parameters(self):
+        return [("self", self)]
+
+    def dump_state(self, json_mode=True):
+        sig = self.signature
+        return {"traces": [], "train": [], "demos": [dict(d) for d in self.demos],
+                "signature": {"instructions": sig.instructions or "",
+                              "fields": [{"prefix": n.capitalize() + ":",
+                                          "description": f.desc or "${%s}" % n}
+                                         for n, (t, f) in sig.fields.items()]},
+                "lm": None}
+
+    def load_state(self, state):
+        sig = state["signature"]
+        fields = {}
+        for (n, (t, f)), saved in zip(self.signature.fields.items(), sig["fields"]):
+            fields[n] = (t, _Field(f.kind, saved["description"]))
+        self.signature = _SignatureClass(fields, sig["instructions"])
+        self.demos = list(state.get("demos", []))
+        if state.get("lm") is not None:
+            raise ValueError("stub: load_state got an lm")
+        return self
+
+    def forward(self, **kwargs):
         assert "new_signature" not in kwargs, "new_signature is no longer a valid keyword argument."
         signature = kwargs.pop("signature", self.signature)
         kwargs.pop("demos", None)
@@ -337,10 +428,10 @@ class Predict(object):
         return pred
 
 
-class ChainOfThought(object):
+class ChainOfThought(Module):
     def __init__(self, signature, **config):
         self.predict = Predict(signature.prepend("reasoning", OutputField(desc="${reasoning}")),
                                **config)
 
-    def __call__(self, **kwargs):
+    def forward(self, **kwargs):
         return self.predict(**kwargs)
