@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { PythonError, WorkerCrashedError } from '../errors.js';
 import type { PythonPool } from './pythonPool.js';
 import type { ExecuteResult, ExportedProgram, LMConfig, LMInfo, OptimizeOptions, OptimizeResult, ProgramCallOptions, ProgramConfig, ProgramInfo, ProgramSpec, ProgramStreamEvent, ProgramSummary, ProgramType, TokenUsage, TrainingExample } from './types.js';
-import { CALL_OPTIONS, PROGRAM_TYPES, bad, checkKeys, checkProgramId, isPlainObject, lmWire, positiveInt, programWire, sameValue, trainsetWire } from './wire.js';
+import { CALL_OPTIONS, PROGRAM_TYPES, bad, checkKeys, checkProgramId, isPlainObject, lmWire, positiveInt, programWire, trainsetWire } from './wire.js';
 
 /** execute_program's result as the bridge sends it. */
 interface WireResult<O> {
@@ -168,8 +168,10 @@ export class SessionAdapter {
       const signature = { inputs: exported.signature?.inputs, outputs: exported.signature?.outputs, ...(exported.signature?.instructions ? { instructions: exported.signature.instructions } : {}) };
       await this.createProgram({ id, type: exported.type, signature: signature as ProgramConfig['signature'] });
     }
-    await this.py.programCall(state, 'import_program', id, { state: exported.state }, callOpts);
-    this.keepState(id, exported.state);
+    // The new revision travels with the call, so the worker that loads it is up to date with the spec.
+    const rev = state.programs.get(id)!.stateRev + 1;
+    await this.py.programCall(state, 'import_program', id, { state: exported.state, state_rev: rev }, callOpts);
+    this.keepState(id, exported.state, rev);
     return id;
   }
 
@@ -194,6 +196,8 @@ export class SessionAdapter {
     set('max_labeled_demos', 'maxLabeledDemos', maxLabeledDemos, 0);
     set('max_rounds', 'maxRounds', maxRounds, 1);
     const state = this.py.state(this.sessionId);
+    const rev = (state.programs.get(programId)?.stateRev ?? 0) + 1;
+    args.state_rev = rev;
     const { stream } = this.py.programStream<WireOptimizeEvent>(state, 'optimize_program', programId, args, callOpts);
     let outcome: OptimizeResult | null = null;
     for await (const event of stream) {
@@ -201,16 +205,16 @@ export class SessionAdapter {
       else if (event.type === 'result') outcome = { programId: event.program_id, demos: event.demos, state: event.state };
     }
     if (!outcome) throw new PythonError('ProtocolError', 'optimize_program ended without a result', '', 'optimize_program');
-    this.keepState(programId, outcome.state);
+    this.keepState(programId, outcome.state, rev);
     return outcome;
   }
 
-  /** The program's state changed: keep it (and bump its revision) so every worker rebuilds it so. */
-  private keepState(programId: string, programState: Record<string, unknown>): void {
+  /** The program's state changed (revision `rev`, which the worker that changed it has too): keep it, so every other worker rebuilds it so. */
+  private keepState(programId: string, programState: Record<string, unknown>, rev: number): void {
     const spec = this.py.peek(this.sessionId)?.programs.get(programId);
-    if (!spec || (spec.state !== null && sameValue(spec.state, programState))) return;
+    if (!spec) return;
     spec.state = structuredClone(programState);
-    spec.stateRev++;
+    spec.stateRev = rev;
   }
 
   /** The program's type, normalized signature and counters (the bridge's get_program_info). */

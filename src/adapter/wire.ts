@@ -176,14 +176,3 @@ export function positiveInt(name: string, value: unknown, min = 0): number | und
   if (!Number.isSafeInteger(value) || (value as number) < min) throw bad(name, `must be an integer >= ${min}`, value);
   return value as number;
 }
-
-/** Whether two plain values are the same (state comparison; key order ignored). */
-export function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const keys = Object.keys(a);
-    return keys.length === Object.keys(b).length && keys.every((k) => k in b && sameValue(a[k], b[k]));
-  }
-  return false;
-}

@@ -526,6 +526,52 @@ test('a call in flight when its worker is SIGKILLed is retried on a live worker'
   }
 });
 
+// ---- program state, optimization, streaming (the built-in runner) ------------------------------
+
+test('optimize (built-in runner: labeled demos), progress streamed → export → SIGKILL both workers → the demos answer on a fresh process', async () => {
+  const a = py.sessionAdapter('opt-builtin');
+  await a.createProgram(QA);
+  const progress: Array<{ done: number; total: number }> = [];
+  const trainset = [
+    { inputs: { question: 'What is OTP?' }, outputs: { answer: 'a set of Erlang libraries' } },
+    { inputs: { question: 'What is BEAM?' }, outputs: { answer: 'the Erlang VM' } },
+  ];
+  const result = await a.optimizeProgram('qa', trainset, { onProgress: (p) => progress.push(p) });
+  assert.is(result.demos, 2);
+  assert.equal(progress.at(-1), { done: 2, total: 2 });
+  const exported = await a.exportProgram('qa');
+  assert.equal(exported.state, result.state);
+  for (const w of shared.workers()) process.kill(w.pid!, 'SIGKILL');
+  const answer = await a.executeProgram('qa', { question: 'What is BEAM?' });
+  assert.equal(answer.outputs, { answer: 'the Erlang VM' }, 'the optimized program, rebuilt from the state the adapter kept');
+  assert.ok(answer.restored);
+  // Into another session from the export alone; a state that does not fit is refused, precisely.
+  const b = py.sessionAdapter('opt-imported');
+  await b.importProgram(exported, { id: 'copy' });
+  assert.equal((await b.executeProgram('copy', { question: 'What is OTP?' })).outputs, { answer: 'a set of Erlang libraries' });
+  await rejects(() => b.importProgram({ ...exported, state: { demos: 'not a list' } }), PythonError, /demos/);
+  await rejects(() => a.optimizeProgram('qa', [{ inputs: { q: 'x' }, outputs: { answer: 'y' } }]), PythonError, /trainset\[0\]: missing input\(s\) 'question'/);
+  await rejects(() => a.optimizeProgram('qa', [] as never), InvalidOptionError, /trainset/);
+  await a.endSession();
+  await b.endSession();
+});
+
+test('streamProgram (built-in runner): field text word by word, then the result', async () => {
+  const a = py.sessionAdapter('stream-builtin');
+  await a.createProgram(QA);
+  const events = [];
+  for await (const e of a.streamProgram('qa', { question: 'What is Elixir?' })) events.push(e);
+  const text = events.filter((e) => e.type === 'field').map((e) => (e as { text: string }).text).join('');
+  assert.ok(events.length > 3, 'several chunks');
+  assert.is(text, 'dummy answer to: What is Elixir?');
+  const last = events.at(-1)!;
+  assert.ok(last.type === 'result' && last.result.outputs.answer === text);
+  // break cancels; the session goes on.
+  for await (const _ of a.streamProgram('qa', { question: 'a b c d e f g' })) break;
+  assert.equal((await a.executeProgram('qa', { question: 'x' })).outputs, { answer: 'dummy answer to: x' });
+  await a.endSession();
+});
+
 // ---- nothing left behind --------------------------------------------------------------------
 
 test('no Python process started by this file is still alive', async () => {
