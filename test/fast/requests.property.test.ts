@@ -4,14 +4,24 @@
  * SIGKILLs of random live worker processes, requests that crash their process, bursts that grow
  * overflow workers and idle time that retires them, recycling (after N requests, or by memory),
  * health pings that overlap traffic, endSession, and stop() at a random point (sometimes with
- * requests outstanding), every schedule must keep these invariants:
+ * requests outstanding) — on pools of workerConcurrency 1, 2 or 4 — and stream requests over
+ * generator commands (N chunks at a latency per chunk or none; k chunks then a crash of their
+ * process; k chunks then a Python error; chunks without end; execute() of a generator too),
+ * with windows 1..8, read by readers that read at a random pace, break out after a random number
+ * of chunks, abort their signal, or never read while the request runs (relying on its timeout),
+ * every schedule must keep these invariants:
  *
  *  (a) every request settles: by its own bound while the pool runs (checkout deadline, handler
  *      latency or timeout, the death of the process under it), after stop() at the latest; the
- *      counters add up with what the callers saw; no fake process outlives stop();
+ *      counters add up with what the callers saw; once everything is answered nothing is left
+ *      in flight or queued (workers()[i].inflight, stats().busyWorkers, queueLength); no fake
+ *      process outlives stop();
  *  (b) every answer is one the request may get for what happened to it (an ok carries exactly
- *      its own request's value, from the process it last reached, when its reply left);
- *  (c) no worker process ever has more than one request in flight (pings included);
+ *      its own request's value, from the process it last reached, when its reply left; a death
+ *      under requests answers every one in flight there);
+ *  (c) no worker process ever has more than workerConcurrency requests in flight (pings
+ *      included), and pool.workers()[i].inflight is, at every instant, the number of request
+ *      frames out on that worker's process (abandoned ones included);
  *  (d) no request reaches a process after its checkout deadline, after its abort, or after its
  *      caller has an answer; only an idempotent request is sent twice, and only after the first
  *      process died under it;
@@ -43,8 +53,23 @@
  *       get WORKER_CRASHED from its drain;
  *  (e') the root closes the pool only after restart.root.maxRestarts tier restarts within
  *       restart.root.maxSeconds, and never restarts the tier beyond that.
- * The model's `checkSupervision` says exactly what is checked and why each bound is sound. The
- * run prints how many schedules hit each case and fails if one is hit fewer than MIN_HITS times.
+ * The model's `checkSupervision` says exactly what is checked and why each bound is sound. And
+ * for every stream (requests.property.streams.ts, `checkStream`):
+ *
+ *  (s1) it ends exactly once for its reader (completes, breaks, or throws one error — the one
+ *       `.result` rejects with, of a code the judge allows for what happened to it);
+ *  (s2) the chunks read are exactly 0..k-1 of the attempt that delivered them, in order, none
+ *       twice, none missing; a stream that delivered chunks is never started over;
+ *  (s3) `buffered` never exceeds the window;
+ *  (s4) its process never produced more than acknowledged + window chunks for it (each chunk
+ *       checked by the generator itself against FakeProcess.controls), acknowledgements come in
+ *       half-window batches of what was read, and FakeProcess.chunksProduced agrees;
+ *  (s5) a stream given up on (break, abort, deadline) while it ran gets a cancel frame, and its
+ *       frame (its slot) is gone within interruptGrace.
+ *
+ * The run prints how many schedules hit each case and fails if one is hit fewer than MIN_HITS
+ * times; and how many ran into each of today's known bugs, which the model's lenient flags
+ * tolerate (see test/fast/streams.regressions.test.ts).
  *
  * The model and the judge live in requests.property.model.ts; see there for exactly which
  * outcomes are allowed when, and what totalCommands / totalErrors count.
@@ -79,9 +104,11 @@ const MIN_HITS = 3;
 test(`property: every request has exactly one owner (${RUNS} random schedules, seed ${SEED})`, async () => {
   const started = Date.now();
   const hits = new Map<Case, number>(CASES.map((c) => [c, 0]));
+  const known = new Map<string, number>();
   const property = fc.asyncProperty(scheduleArb, async (schedule) => {
-    const { violations, cases } = await runSchedule(schedule);
+    const { violations, cases, tolerated } = await runSchedule(schedule);
     for (const c of cases) hits.set(c, hits.get(c)! + 1);
+    for (const t of tolerated) known.set(t, (known.get(t) ?? 0) + 1);
     if (violations.length > 0) throw new Error(violations.join('\n'));
   });
   const details = await fc.check(property, { numRuns: RUNS, seed: SEED, ...(PATH ? { path: PATH } : {}) });
@@ -103,6 +130,10 @@ test(`property: every request has exactly one owner (${RUNS} random schedules, s
   }
   const table = CASES.map((c) => `    ${String(hits.get(c)).padStart(5)}  ${c}`).join('\n');
   console.log(`  ${details.numRuns} schedules in ${((Date.now() - started) / 1000).toFixed(1)} s; schedules per case:\n${table}`);
+  if (known.size > 0) {
+    // Today's bugs the lenient flags of the model tolerate (see test/fast/streams.regressions.test.ts).
+    console.log(`  schedules that ran into a known bug (tolerated, see the model's flags):\n${[...known].map(([t, n]) => `    ${String(n).padStart(5)}  ${t}`).join('\n')}`);
+  }
   if (RUNS >= 1_000 && !PATH) {
     const missed = CASES.filter((c) => hits.get(c)! < MIN_HITS);
     assert.equal(missed, [], `cases hit by fewer than ${MIN_HITS} of ${details.numRuns} schedules:\n${table}`);
