@@ -48,7 +48,8 @@ export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCom
       },
       onProtocolError: condemn,
       onExit(exit, startError) {
-        const inflight = settleAll(new WorkerCrashedError(workerId, port?.pid, exit), exit);
+        // After disposal the kill is the owner's doing: its requests get the owner's reason.
+        const inflight = settleAll(disposed ? null : new WorkerCrashedError(workerId, port?.pid, exit), exit);
         send({ type: 'PROC.EXIT', exit, inflight, ...(startError ? { startFailure: toWire(startError) } : {}) });
       },
     });
@@ -67,9 +68,10 @@ export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCom
 
     return () => {
       disposed = true;
-      // Settled first: whatever the kill then reports, the requests get the owner's reason.
-      settleAll(null, null);
+      // Killed first, so that a request retried elsewhere never runs while this process still
+      // does; settled with the owner's reason (also when the kill reports back at once).
       if (!live.exited) live.signal('SIGKILL');
+      settleAll(null, null);
     };
   });
 }

@@ -162,18 +162,20 @@ export class WorkerHandle implements ProcessLink, Candidate {
     // Armed before the frame goes out: the answer may come back before send() returns.
     request.timer = this.host.clock.setTimeout(() => this.expire(request), request.timeout);
     const stream = request.stream;
+    if (stream) {
+      // Before the frame goes out, like the timer: a first chunk may be read before send() returns.
+      const port = this.port!;
+      stream.credit = (consumed) => port.control(id, { ack: consumed });
+    }
     try {
       this.port!.send(id, request.cmd, request.args, request.sessionId, request.deadline, stream?.window ?? 0);
     } catch (error) {
+      if (stream) stream.credit = null;
       // Refused before anything was written (a value outside the wire types): the worker stays.
       this.inflight.delete(id);
       this.host.finish(request, error as PyvisorError);
       this.afterFrame();
       return;
-    }
-    if (stream) {
-      const port = this.port!;
-      stream.credit = (consumed) => port.control(id, { ack: consumed });
     }
     if (this.inflight.size === 1) this.scheduleLoad();
   }
@@ -249,16 +251,29 @@ export class WorkerHandle implements ProcessLink, Candidate {
       this.host.clock.setTimeout(() => {
         this.interrupts.delete(id);
         if (this.inflight.get(id) !== request) return;
-        const deaf = this.concurrency === 1 || this.lastFrameAt <= since || [...this.inflight.values()].every((r) => r.settled);
+        const deaf = this.concurrency === 1 || this.lastFrameAt <= since || this.onlyAbandoned();
         if (deaf) this.ask({ type: 'REPLACE', reason });
       }, this.host.interruptGrace),
     );
+  }
+
+  /** Everything in flight here was given up on and is past its grace: nobody waits for any of it. */
+  private onlyAbandoned(): boolean {
+    for (const [id, request] of this.inflight) if (!request.settled || this.interrupts.has(id)) return false;
+    return true;
   }
 
   /** A frame is done: hand the worker on, or do what is due now. */
   private afterFrame(): void {
     const idle = this.inflight.size === 0;
     if (!idle && this.concurrency === 1) return;
+    if (!idle && (!this.held || this.pending !== null) && this.onlyAbandoned()) {
+      // What is left was given up on, past its grace, and has not answered: it never will. (A
+      // recycle or replacement waiting for it would wait forever: it becomes this one.)
+      this.pending = null;
+      this.ask({ type: 'REPLACE', reason: 'interrupt' });
+      return;
+    }
     const now = this.host.clock.now();
     if (idle) {
       this.idleSince = now;
@@ -364,11 +379,12 @@ export class WorkerHandle implements ProcessLink, Candidate {
       }
       let error = cause ?? new WorkerCrashedError(this.id, pid, exit ?? { code: null, signal: 'SIGKILL', stderrTail: [] }, 'was stopped by its supervisor under the request');
       if (this.host.stopping) error = new PoolClosedError(`the pool stopped before "${request.cmd}" finished (${error.message})`);
-      // Taken away by the drain (not a death of its own): never held against the request.
-      const byDrain = this.draining && cause === null;
-      if (byDrain && request.retried) this.host.finish(request, error);
+      // Taken away by the pool (a tier drain, a replacement for another request's sake), not a
+      // death of its own: never held against the request (no poison), retried once at most.
+      const byPool = cause === null;
+      if (byPool && request.retried) this.host.finish(request, error);
       else {
-        if (byDrain) request.drained = true;
+        if (byPool) request.drained = true;
         this.host.workerLost(request, error);
       }
     }

@@ -121,6 +121,8 @@ interface InFlight {
   cmd: string;
   interruptible?: boolean;
   stream?: SimStream;
+  /** A cancel arrived before the handler ran: a generator or a hang it returns stops at once. */
+  cancelled?: boolean;
 }
 
 interface Live extends FakeProcess {
@@ -296,7 +298,11 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     // that never answers (`hang`) is cancelled like an asyncio task; one with latency (a sync
     // handler in a thread) runs on and answers late; `hang({ uninterruptible })` never does.
     if (entry.interruptible === false) return;
-    if (!s && entry.interruptible !== true) return;
+    if (!s && entry.interruptible !== true) {
+      // Not started yet (its latency runs): what it turns out to be decides (see `reply`).
+      entry.cancelled = true;
+      return;
+    }
     if (entry.timer !== null) clock.clearTimeout(entry.timer);
     proc.inflight.delete(id);
     s?.gen.return?.(undefined);
@@ -308,6 +314,7 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
     const spec = handlers.get(cmd) ?? (builtins[cmd] ? { fn: builtins[cmd]!, latencyMs: 0 } : undefined);
     const deliver = () => {
       if (!proc.alive || !proc.inflight.has(id)) return;
+      const cancelled = proc.inflight.get(id)!.cancelled === true;
       proc.inflight.delete(id);
       proc.requests++;
       if (!spec) {
@@ -325,6 +332,13 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       } catch (err) {
         const type = err instanceof SimPythonError ? err.pythonType : (err as Error).name ?? 'Exception';
         proc.hooks.onReply(id, false, { type, message: (err as Error).message, traceback: `Traceback (simulated)\n${type}: ${(err as Error).message}` }, heldChange(proc, session));
+        return;
+      }
+      if (cancelled && (result === HANG || isGenerator(result))) {
+        // Cancelled before it started: a generator is closed at its first yield, a task cancelled.
+        if (isGenerator(result)) result.return?.(undefined);
+        proc.hooks.onReply(id, false, { type: 'Cancelled', message: 'cancelled by the host', traceback: '' });
+        afterAnswer(proc);
         return;
       }
       if (result === HANG || result === HANG_HARD) {

@@ -36,11 +36,11 @@
  *
  * Doubtful or buggy behaviour is named by flags, each documented where it is declared:
  * DEADLINES_HOLD_DURING_STOP (lenient), DRAINS_ARE_NOT_CRASHES and NEVER_SENT_IS_NOT_A_COMMAND
- * (strict: fixed). Today's known bugs of streams and workerConcurrency are tolerated by four
- * lenient flags, each shown by a failing test in test/fast/streams.regressions.test.ts:
+ * (strict: fixed). The four bugs of streams and workerConcurrency this property found are fixed
+ * and their flags strict too (regression tests in test/fast/streams.regressions.test.ts):
  * REPLACEMENTS_ARE_NOT_CRASHES and ABANDONED_SLOTS_ARE_RECLAIMED here, SYNC_FIRST_CHUNK_IS_ACKED
  * and CANCEL_BEFORE_START_STOPS_THE_GENERATOR in requests.property.streams.ts. A run reports
- * which of those it ran into (`RunResult.tolerated`); set a flag to true once its bug is fixed.
+ * which lenient flag it ran into (`RunResult.tolerated`).
  */
 import fc from 'fast-check';
 import type { AnyActorRef } from 'xstate';
@@ -714,7 +714,7 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
     if (attempt >= 2) fail(`#${r.n} reached a process a third time (pid ${frame.pid}): ${describeRequest(r)}`);
     const arrival: Arrival = { pid: frame.pid, workerId: frame.workerId, at: frame.at, seq: ++seq, id: frame.id };
     if (isGen(frame.cmd)) {
-      arrival.gen = { frameId: frame.id, window: r.window, startedAt: null, produced: [], returnedAt: null, raisedAt: null, crashedAt: null, closedAt: null };
+      arrival.gen = { frameId: frame.id, window: r.window, handledAt: null, startedAt: null, produced: [], returnedAt: null, raisedAt: null, crashedAt: null, closedAt: null };
     }
     r.arrivals.push(arrival);
   });
@@ -1211,7 +1211,7 @@ export const NEVER_SENT_IS_NOT_A_COMMAND = true;
  * recycled by age again, and a recycle it is due waits for it forever). Lenient here so that the
  * property guards everything else.
  */
-export const ABANDONED_SLOTS_ARE_RECLAIMED = false;
+export const ABANDONED_SLOTS_ARE_RECLAIMED = true;
 
 /** Whether a frame still out after the drain is one of those ABANDONED_SLOTS_ARE_RECLAIMED = false tolerates. */
 function leakTolerated(r: Req, a: Arrival): boolean {
@@ -1234,7 +1234,7 @@ function leakTolerated(r: Req, a: Arrival): boolean {
  * first still runs the request, and the retry's own death later makes it poison. A decision
  * for the lead; lenient here so that the property guards everything else meanwhile.
  */
-export const REPLACEMENTS_ARE_NOT_CRASHES = false;
+export const REPLACEMENTS_ARE_NOT_CRASHES = true;
 
 interface Facts {
   config: Config;

@@ -15,7 +15,7 @@
  * reader got.
  */
 import fc from 'fast-check';
-import type { FakeProcess, Simulation } from '../../src/testing/index.js';
+import type { FakeProcess, SimContext, Simulation } from '../../src/testing/index.js';
 import { SimPythonError } from '../../src/testing/index.js';
 import type { ResultStream } from '../../src/index.js';
 
@@ -60,7 +60,7 @@ export const EXEC_GEN_LATENCY = (EXEC_GEN_CHUNKS + 1) * GEN.gen.latencyMs;
  * with workerConcurrency > 1 the frame holds its slot for good. Lenient here so that the
  * property guards everything else; see also ABANDONED_SLOTS_ARE_RECLAIMED in the model.
  */
-export const CANCEL_BEFORE_START_STOPS_THE_GENERATOR = false;
+export const CANCEL_BEFORE_START_STOPS_THE_GENERATOR = true;
 
 /**
  * The acknowledgement of the first chunks of a stream whose first chunk comes back inside the
@@ -73,7 +73,7 @@ export const CANCEL_BEFORE_START_STOPS_THE_GENERATOR = false;
  * Lenient here (the acknowledgement checks skip such an attempt) so that the property guards
  * everything else.
  */
-export const SYNC_FIRST_CHUNK_IS_ACKED = false;
+export const SYNC_FIRST_CHUNK_IS_ACKED = true;
 
 /** Whether the cancel of give-up `t` reached the generator before its code began (see CANCEL_BEFORE_START_STOPS_THE_GENERATOR). */
 export function cancelledBeforeStart(g: Ledger, t: number): boolean {
@@ -86,7 +86,9 @@ export interface Ledger {
   frameId: number;
   /** Its credit window (0: run by execute(), chunks collected). */
   window: number;
-  /** When its code began (its handler latency passed); null: not yet. */
+  /** When its handler was called (its latency passed) and gave its generator; null: not yet. */
+  handledAt: number | null;
+  /** When its code began (its first step); null: not yet — or never, when a cancel came first. */
   startedAt: number | null;
   /** When each chunk was produced. */
   produced: number[];
@@ -100,7 +102,10 @@ export interface Ledger {
 
 /** When the attempt's frame stopped being out (its process may have died before: see frameOpen). */
 export function ledgerEnd(g: Ledger): number | null {
-  return g.closedAt ?? g.crashedAt;
+  // Cancelled before its first step: the worker closes it unstarted (its body, `finally`
+  // included, never runs) and answers Cancelled when the handler would have started.
+  const closedUnstarted = g.startedAt === null && g.handledAt !== null ? g.handledAt : null;
+  return g.closedAt ?? g.crashedAt ?? closedUnstarted;
 }
 
 /** What the stream helpers need from the run. */
@@ -118,9 +123,7 @@ export interface StreamEnv {
 export function registerGenerators(env: StreamEnv): void {
   for (const cmd of GEN_CMDS) {
     const spec = GEN[cmd];
-    env.sim.handle(
-      cmd,
-      function* (args: { n: number; chunks: number }, ctx) {
+    const body = function* (args: { n: number; chunks: number }, ctx: SimContext) {
         const g = env.arrival(args.n, ctx.pid)?.gen;
         if (!g) {
           env.fail(`(model) generator ${cmd} of #${args.n} started on pid ${ctx.pid}, where it never arrived`);
@@ -158,6 +161,13 @@ export function registerGenerators(env: StreamEnv): void {
         } finally {
           g.closedAt ??= env.now();
         }
+      };
+    env.sim.handle(
+      cmd,
+      (args: { n: number; chunks: number }, ctx: SimContext) => {
+        const g = env.arrival(args.n, ctx.pid)?.gen;
+        if (g) g.handledAt = env.now();
+        return body(args, ctx);
       },
       { latencyMs: spec.latencyMs },
     );

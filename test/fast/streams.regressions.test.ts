@@ -1,12 +1,10 @@
 /**
- * KNOWN BUGS — these tests FAIL on purpose until src/ is fixed (found by the property of
- * test/fast/requests.property.test.ts once it covered streams and workerConcurrency; each is
- * its shrunk counterexample, reduced by hand to the fewest steps that still show the bug).
- * Each asserts what the docs promise; none is an expectation to relax. The property tolerates
- * them meanwhile through the lenient flags named in each test (set them to true once fixed):
- * SYNC_FIRST_CHUNK_IS_ACKED and CANCEL_BEFORE_START_STOPS_THE_GENERATOR in
- * requests.property.streams.ts, ABANDONED_SLOTS_ARE_RECLAIMED and REPLACEMENTS_ARE_NOT_CRASHES in
- * requests.property.model.ts.
+ * Regressions found by the property of test/fast/requests.property.test.ts once it covered
+ * streams and workerConcurrency: each is its shrunk counterexample, reduced by hand to the fewest
+ * steps that still show the bug, and each asserts what the docs promise. All five are fixed;
+ * the property runs with its strict flags (SYNC_FIRST_CHUNK_IS_ACKED and
+ * CANCEL_BEFORE_START_STOPS_THE_GENERATOR in requests.property.streams.ts,
+ * ABANDONED_SLOTS_ARE_RECLAIMED and REPLACEMENTS_ARE_NOT_CRASHES in requests.property.model.ts).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -45,7 +43,7 @@ function frames(h: Harness) {
 // With a larger window the first batch's ack is lost the same way and a later one makes up for
 // it. (A real process cannot answer inside send(), but the simulation is the product's own
 // testing API, and run() already arms the timer before send() for exactly this reason.)
-test('known bug: a stream whose first chunk comes back inside send() has it acknowledged (window 1 does not stall)', async () => {
+test('regression: a stream whose first chunk comes back inside send() has it acknowledged (window 1 does not stall)', async () => {
   const h = setup({ poolSize: 1 });
   h.sim.handle('count', function* (a: { n: number }) {
     for (let i = 0; i < a.n; i++) yield i;
@@ -72,7 +70,7 @@ test('known bug: a stream whose first chunk comes back inside send() has it ackn
 // slot for good (workers()[0].inflight stays 1, the worker is never idle again). The real worker
 // would honour the cancel at the generator's first chunk (docs/OPTIONS.md: a cancelled handler
 // "sees ctx.cancelled").
-test('known bug: a cancel that reaches a generator before its first chunk stops it, and its slot is freed', async () => {
+test('regression: a cancel that reaches a generator before its first chunk stops it, and its slot is freed', async () => {
   const h = setup({ poolSize: 1, workerConcurrency: 4, interruptGrace: 20 });
   h.sim.handle(
     'tick',
@@ -111,7 +109,7 @@ test('known bug: a cancel that reaches a generator before its first chunk stops 
 // its slot for good, the worker is never health-checked or recycled by age again (both only
 // touch idle workers), and a recycle it is due waits for it forever — a pool of one worker
 // never serves again.
-test('known bug: a request given up on that never answers does not hold its slot for good once nothing else there is waited for', async () => {
+test('regression: a request given up on that never answers does not hold its slot for good once nothing else there is waited for', async () => {
   const h = setup({ poolSize: 1, workerConcurrency: 3, interruptGrace: 20 });
   await h.pool.whenReady();
   const pid = h.pid('worker_1');
@@ -131,7 +129,7 @@ test('known bug: a request given up on that never answers does not hold its slot
   await h.finish();
 });
 
-test('known bug: a worker due a recycle serves again although a request given up on never answers', async () => {
+test('regression: a worker due a recycle serves again although a request given up on never answers', async () => {
   const h = setup({ poolSize: 1, workerConcurrency: 3, interruptGrace: 20, recycle: { maxRequests: 1 }, checkoutTimeout: 200 });
   await h.pool.whenReady();
   const pid = h.pid('worker_1');
@@ -141,9 +139,11 @@ test('known bug: a worker due a recycle serves again although a request given up
   const answering = h.run('echo', 'answering');
   await h.advance(1);
   assert.is(answering.value, 'answering');
+  await h.advance(15);
+  assert.is(h.pid('worker_1'), pid, 'kept at the grace check (it answers; another request runs)');
   await h.advance(200);
   assert.is(other.value, 'other');
-  assert.is(h.pid('worker_1'), pid, 'kept at the grace check');
+  assert.is.not(h.pid('worker_1'), pid, 'the recycle it was due waited only for what anybody waits for');
   const later = h.run('echo', 'later');
   await h.advance(300);
   assert.is(later.error?.code, undefined, `the pool serves again: ${later.error?.message}`);
@@ -160,7 +160,7 @@ test('known bug: a worker due a recycle serves again although a request given up
 // under it: WORKER_CRASHED with poison: true, "the same request killed two workers" — but the
 // first was replaced by the pool for another request's sake; the request killed none before.
 // (The same reading as the drain of an escalated tier, which sets request.drained.)
-test('known bug: a request lost with a process the pool replaced for another request is not poison when its retry dies', async () => {
+test('regression: a request lost with a process the pool replaced for another request is not poison when its retry dies', async () => {
   const h = setup({ poolSize: 1, workerConcurrency: 4, interruptGrace: 20 });
   await h.pool.whenReady();
   const seen = frames(h);
@@ -185,7 +185,7 @@ test('known bug: a request lost with a process the pool replaced for another req
 // on two processes at once. The drain of an escalated tier had the same race (see
 // requests.property.test.ts, "the retry of a request the drain stops under is sent only after
 // its first process is dead"); the replacement in place has it still.
-test('known bug: the retry of a request lost with a replaced process is sent only after that process is dead', async () => {
+test('regression: the retry of a request lost with a replaced process is sent only after that process is dead', async () => {
   const h = setup({ poolSize: 1, maxOverflow: 1, workerConcurrency: 4, interruptGrace: 20 });
   await h.pool.whenReady();
   const seen = frames(h);
