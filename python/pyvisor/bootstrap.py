@@ -1,9 +1,9 @@
 """Process entry: file descriptors, command line, parent death, handler
 imports, the ``ready`` notice, then the request loop.
 
-    python3 -m pyvisor --worker-id ID [--handlers FILE_OR_MODULE ...]
+    python3 -m pyvisor --worker-id ID [--concurrency N] [--handlers FILE_OR_MODULE ...]
     python3 python/dspy_bridge.py --mode pool-worker --worker-id ID
-            [--max-frame-bytes N] [--handlers FILE_OR_MODULE ...]
+            [--max-frame-bytes N] [--concurrency N] [--handlers FILE_OR_MODULE ...]
 
 Startup, in this order:
 
@@ -16,7 +16,7 @@ Startup, in this order:
 4. install the SIGTERM/SIGINT handlers;
 5. import the preloaded modules, then the handler files/modules (a failure
    prints the traceback to stderr and exits 3);
-6. send ``{event: 'ready', worker_id, pid, python, codec, mode, ...}``;
+6. send ``{event: 'ready', worker_id, pid, python, codec, mode, concurrency, ...}``;
 7. serve requests until stdin EOF, ``shutdown`` or SIGTERM.
 
 Exit codes: 0 normal end (stdin EOF, ``shutdown``, SIGTERM, host went away),
@@ -31,13 +31,13 @@ import sys
 from . import builtins as _builtins  # noqa: F401  (registers ping, get_stats, ...)
 from . import framing
 from . import registry
-from .loop import (EXIT_HANDLER_IMPORT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, MODES,
-                   PY_VERSION, Worker)
+from .loop import (EXIT_HANDLER_IMPORT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, MAX_CONCURRENCY,
+                   MODES, PY_VERSION, Worker)
 
 __all__ = ["main", "parse_args", "load_handlers", "UsageError"]
 
 USAGE = ("usage: %s [--mode pool-worker|standalone] [--worker-id ID]\n"
-         "       %s [--handlers FILE_OR_MODULE ...] [--max-frame-bytes N]\n")
+         "       %s [--max-frame-bytes N] [--concurrency N] [--handlers FILE_OR_MODULE ...]\n")
 
 
 class UsageError(Exception):
@@ -46,7 +46,7 @@ class UsageError(Exception):
 
 def parse_args(argv, default_mode="standalone"):
     opts = {"mode": default_mode, "worker_id": None, "handlers": [],
-            "max_frame_bytes": framing.DEFAULT_MAX_FRAME_BYTES}
+            "max_frame_bytes": framing.DEFAULT_MAX_FRAME_BYTES, "concurrency": 1}
     i = 0
     n = len(argv)
 
@@ -78,6 +78,14 @@ def parse_args(argv, default_mode="standalone"):
                 raise UsageError("--max-frame-bytes needs an integer, got %r" % argv[i + 1])
             if opts["max_frame_bytes"] <= 0 or opts["max_frame_bytes"] > 0xFFFFFFFF:
                 raise UsageError("--max-frame-bytes must be in 1 .. 4294967295")
+            i += 2
+        elif a == "--concurrency":
+            raw = value(a)
+            count = int(raw) if raw.isascii() and raw.isdigit() else None
+            if count is None or not 1 <= count <= MAX_CONCURRENCY:
+                raise UsageError("--concurrency must be an integer in 1 .. %d (requests run "
+                                 "at once), got %r" % (MAX_CONCURRENCY, raw))
+            opts["concurrency"] = count
             i += 2
         elif a == "--handlers":
             i += 1
@@ -200,7 +208,8 @@ def main(argv=None, preload=(), default_mode="standalone", prog=None):
         _hard_exit(EXIT_OK)
 
     # 4. Signals.
-    worker = Worker(opts["worker_id"], opts["mode"], in_fd, out_fd, opts["max_frame_bytes"])
+    worker = Worker(opts["worker_id"], opts["mode"], in_fd, out_fd, opts["max_frame_bytes"],
+                    concurrency=opts["concurrency"])
     worker.install_signal_handlers()
 
     # 5. Handlers (user code).
@@ -221,7 +230,7 @@ def main(argv=None, preload=(), default_mode="standalone", prog=None):
     try:
         worker.notice("ready", pid=worker.pid, python=PY_VERSION, codec=worker.codec.name,
                       mode=worker.mode, max_frame_bytes=worker.max_frame_bytes,
-                      commands=registry.command_names())
+                      concurrency=worker.concurrency, commands=registry.command_names())
     except OSError:
         _hard_exit(EXIT_OK)
 

@@ -42,9 +42,11 @@ def get_stats(args, ctx):
            "python": PY_VERSION, "requests": w.requests, "errors": w.errors,
            "sessions": len(w.sessions), "session_ids": list(w.sessions),
            "uptime_s": w.uptime(), "rss_kb": rss_kb(),
-           "max_frame_bytes": w.max_frame_bytes}
+           "max_frame_bytes": w.max_frame_bytes, "concurrency": w.concurrency,
+           "inflight": w.inflight}
+    sessions = dict(w.sessions)  # a snapshot: handler threads may add sessions meanwhile
     for hook in stats_hooks:
-        extra = hook(w.sessions)
+        extra = hook(sessions)
         if extra:
             out.update(extra)
     return out
@@ -59,8 +61,9 @@ def cleanup_session(args, ctx):
     if not isinstance(sid, str) or not sid:
         raise ValueError("cleanup_session: a session id is required "
                          "(args.session_id or the request's session)")
-    d = w.sessions.pop(sid, None)
-    w.held.pop(sid, None)  # ended: the host forgets the session too
+    with w.state_lock:  # against the held flags of replies written by other threads
+        d = w.sessions.pop(sid, None)
+        w.held.pop(sid, None)  # ended: the host forgets the session too
     existed = d is not None
     if d is None:
         d = {}

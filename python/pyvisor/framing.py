@@ -9,10 +9,11 @@ arrive.
 
 import io
 import os
+import select
 import struct
 
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "FrameError", "FrameTooLarge", "TruncatedFrame",
-           "FrameReader", "frame", "write_all", "write_frame", "write_parts"]
+           "FrameReader", "FrameAssembler", "frame", "write_all", "write_frame", "write_parts"]
 
 #: Default largest payload accepted (64 MiB).
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -22,6 +23,7 @@ _CHUNK = 1 << 20
 
 _hdr_pack = struct.Struct(">I").pack
 _hdr_unpack = struct.Struct(">I").unpack
+_hdr_unpack_from = struct.Struct(">I").unpack_from
 
 _writev = getattr(os, "writev", None)
 
@@ -97,8 +99,94 @@ class FrameReader(object):
             got += len(part)
         return b"".join(parts)
 
+    def fileno(self):
+        return self._f.fileno()
+
+    def wait_readable(self):
+        """Block until a byte can be read (True) or the stream ended (False),
+        consuming nothing: an exception raised by a signal handler while it
+        waits loses no input, unlike one raised inside :meth:`read_frame`."""
+        peek = getattr(self._f, "peek", None)
+        if peek is None:
+            return True
+        return bool(peek(1))
+
+    def ready(self):
+        """True when :meth:`read_frame` would find input (or the end of the
+        stream) without waiting for the writer. Costs a few system calls:
+        the buffered reader's own buffer is invisible to ``select``, so an
+        empty pipe is double-checked with a non-blocking peek."""
+        try:
+            fd = self._f.fileno()
+        except (AttributeError, OSError, ValueError):
+            return False
+        if select.select([fd], [], [], 0)[0]:
+            return True
+        peek = getattr(self._f, "peek", None)
+        if peek is None:
+            return False
+        os.set_blocking(fd, False)
+        try:
+            return bool(peek(1))
+        finally:
+            os.set_blocking(fd, True)
+
     def close(self):
         self._f.close()
+
+
+class FrameAssembler(object):
+    """Frames out of bytes fed in arbitrary pieces: for a reader that must
+    wait on more than one descriptor (``select``), where a blocking buffered
+    read cannot be used. A header above the maximum raises
+    :class:`FrameTooLarge` as soon as its 4 bytes are in, before the payload
+    is read; memory grows only with bytes that arrived."""
+
+    def __init__(self, max_frame_bytes=DEFAULT_MAX_FRAME_BYTES):
+        self.max_frame_bytes = int(max_frame_bytes)
+        self._buf = bytearray()
+
+    def feed(self, data):
+        self._buf += data
+
+    def next_frame(self):
+        """The next complete payload, or None until one is complete."""
+        buf = self._buf
+        have = len(buf)
+        if have < 4:
+            return None
+        n = _hdr_unpack_from(buf)[0]
+        if n > self.max_frame_bytes:
+            raise FrameTooLarge(n, self.max_frame_bytes)
+        end = 4 + n
+        if have < end:
+            return None
+        with memoryview(buf) as view:
+            payload = bytes(view[4:end])
+        del buf[:end]  # bytearray drops a prefix without moving the rest
+        return payload
+
+    def read_size(self):
+        """How much to ask ``os.read`` for: the rest of a large frame in one
+        go (bounded), else a pipe's worth."""
+        buf = self._buf
+        if len(buf) >= 4:
+            missing = 4 + _hdr_unpack_from(buf)[0] - len(buf)
+            if missing > _CHUNK:
+                return _CHUNK
+            if missing > 65536:
+                return missing
+        return 65536
+
+    def truncated(self):
+        """The :class:`TruncatedFrame` for input that ended now, or None
+        when it ended cleanly between frames."""
+        have = len(self._buf)
+        if not have:
+            return None
+        if have < 4:
+            return TruncatedFrame(have, 4, "header")
+        return TruncatedFrame(have - 4, _hdr_unpack_from(self._buf)[0], "payload")
 
 
 def write_all(fd, data):

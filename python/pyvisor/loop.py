@@ -1,26 +1,41 @@
 """The request loop: read a frame, check it, run its command through the one
 handler wrapper (:func:`invoke`), write exactly one reply; SIGTERM/SIGINT.
 
-A request is ``{id, cmd, args?, session?, deadline?}``. ``deadline`` is an
-absolute time in milliseconds since the Unix epoch (the host's wall clock,
-comparable to ``time.time() * 1000``) or nil/absent; a request whose deadline
-has passed when it is read is answered with ``DeadlineExceeded`` and never run.
+A request is ``{id, cmd, args?, session?, deadline?, stream?}``. ``deadline``
+is an absolute time in milliseconds since the Unix epoch (the host's wall
+clock, comparable to ``time.time() * 1000``) or nil/absent; a request whose
+deadline has passed when it is read is answered with ``DeadlineExceeded`` and
+never run. ``stream`` (a positive int, the chunk window) asks for a
+generator's values as chunk frames (:mod:`pyvisor.streams`). A map with an
+``id``, no ``cmd`` and an ``ack`` or ``cancel`` key is a control frame for the
+request in flight with that id.
+
+This module serves one request at a time (``--concurrency 1``, the default);
+above 1, :mod:`pyvisor.reader` reads and :mod:`pyvisor.dispatch` runs the
+requests instead, after the same checks (:meth:`Worker.handle`).
 """
 
+import collections
 import math
 import os
 import signal
 import sys
+import threading
 import time
+from types import AsyncGeneratorType as _AsyncGenerator, GeneratorType as _Generator
 
 from . import codec as _codec
+from . import control as _control
 from . import framing
+from . import inline as _inline
 from . import registry
 from .output import Output
 from .registry import Context, get_command as _get_command
+from .control import describe as _got, kind as _kind
+from .streams import Cancelled, InputEnded
 
 __all__ = ["Worker", "invoke", "MODES", "PY_VERSION", "EXIT_OK", "EXIT_INTERNAL",
-           "EXIT_USAGE", "EXIT_HANDLER_IMPORT", "EXIT_PROTOCOL"]
+           "EXIT_USAGE", "EXIT_HANDLER_IMPORT", "EXIT_PROTOCOL", "MAX_CONCURRENCY"]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -30,6 +45,7 @@ EXIT_PROTOCOL = 4
 
 PY_VERSION = "%d.%d.%d" % sys.version_info[:3]
 MODES = ("pool-worker", "standalone")
+MAX_CONCURRENCY = 1024
 
 _PLAIN = frozenset((dict, list, tuple, str, int, float, bool, bytes, type(None)))
 _INF = math.inf
@@ -39,24 +55,37 @@ class _Terminate(BaseException):
     """Raised by the SIGTERM handler to leave an idle read."""
 
 
-def invoke(worker, fn, args, ctx):
-    """THE handler wrapper: every command, built-ins included, runs here.
+def invoke(worker, fn, args, ctx, window=None):
+    """THE handler wrapper at concurrency 1: every command, built-ins
+    included, runs here.
 
     Calls ``fn(args, ctx)`` (awaiting an awaitable result with
-    ``asyncio.run``) and writes exactly one reply: the result, or an error
-    reply for anything raised (``BaseException`` included), or a
-    ``SerializationError`` reply when the result cannot be encoded.
-    ``SystemExit`` is replied to, then stops the worker with its code.
+    ``asyncio.run``; a generator's values streamed as chunks when ``window``
+    is set, else collected into a list) and writes exactly one reply: the
+    result, or an error reply for anything raised (``BaseException``
+    included), or a ``SerializationError`` reply when the result cannot be
+    encoded. ``SystemExit`` is replied to, then stops the worker with its code.
     """
     out = worker.output
     worker.busy = True
     try:
         result = fn(args, ctx)
-        if type(result) not in _PLAIN and hasattr(type(result), "__await__"):
-            result = _run_awaitable(result)
+        t = type(result)
+        if t not in _PLAIN:
+            if t is _Generator or t is _AsyncGenerator:
+                result = _inline.run(worker, result, ctx, window)
+            elif hasattr(t, "__await__"):
+                result = _run_awaitable(result)
         worker.busy = False
     except BaseException as e:
         worker.busy = False
+        t = type(e)
+        if t is Cancelled:
+            out.error(ctx.request_id, e.etype, e.message,
+                      held=worker.held_change(ctx.session_id))
+            return
+        if t is InputEnded:
+            raise
         out.exception(ctx.request_id, e, skip_frames=1,  # drop this wrapper's frame
                       held=worker.held_change(ctx.session_id))
         if isinstance(e, SystemExit):
@@ -78,32 +107,32 @@ def _run_awaitable(aw):
     return asyncio.run(_await())
 
 
-def _kind(v):
-    if v is None:
-        return "nil"
-    t = type(v)
-    if t is dict:
-        return "map"
-    if t is list:
-        return "array"
-    if t is bytes:
-        return "binary"
-    return t.__name__
+def _ignore_sigint(signum, frame):
+    # A Python-level handler rather than SIG_IGN: an ignored disposition
+    # would be inherited by the handlers' child processes.
+    pass
 
 
 class Worker(object):
     """Serves framed requests from ``in_fd`` and writes replies to ``out_fd``.
 
     Public state (read by the built-in commands): ``worker_id``, ``mode``,
-    ``pid``, ``codec``, ``max_frame_bytes``, ``sessions`` (session id -> dict),
-    ``requests`` (frames received), ``errors`` (error replies sent),
-    ``uptime()``; ``stop(code)`` ends the loop after the current reply.
+    ``pid``, ``codec``, ``max_frame_bytes``, ``concurrency``, ``sessions``
+    (session id -> dict), ``requests`` (request frames received, malformed
+    ones included), ``control_frames`` (ack/cancel frames received),
+    ``errors`` (error replies sent), ``inflight`` (requests received and not
+    yet answered, the one running included), ``uptime()``; ``stop(code)``
+    ends the loop after the current reply (at concurrency > 1: once every
+    request in flight is answered).
     """
 
     def __init__(self, worker_id, mode="pool-worker", in_fd=0, out_fd=1,
-                 max_frame_bytes=framing.DEFAULT_MAX_FRAME_BYTES, codec=None):
+                 max_frame_bytes=framing.DEFAULT_MAX_FRAME_BYTES, codec=None, concurrency=1):
         if mode not in MODES:
             raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
+        if type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ValueError("concurrency must be an integer in 1 .. %d, got %r"
+                             % (MAX_CONCURRENCY, concurrency))
         self.worker_id = worker_id
         self.mode = mode
         self.pid = os.getpid()
@@ -116,12 +145,31 @@ class Worker(object):
         self.held = {}
         self.anonymous_session = None
         self.requests = 0
+        self.control_frames = 0
         self.started = time.monotonic()
         self.idle = False
         self.busy = False
         self.term_requested = False
         self.stop_code = None
+        self.concurrency = concurrency
+        # Requests control frames can reach: id -> streams.Flight.
+        self.flights = {}
+        # Request frames read while a stream waited for credit (concurrency 1).
+        self.pending = collections.deque()
+        # SIGINT while a stream reads frames inline: deferred to a frame boundary.
+        self.sigint_defer = False
+        self.sigint_pending = False
+        # Session state and held flags change from handler threads above
+        # concurrency 1; replies are written under this lock so that the
+        # held flags the host sees arrive in the order they were computed.
+        self.state_lock = threading.RLock()
+        self._session_users = None
+        self._dispatcher = None
         self._decode = self.codec.decode
+        if concurrency > 1:
+            from .dispatch import Dispatcher
+            self._session_users = {}
+            self._dispatcher = Dispatcher(self, concurrency)
 
     # -- state --------------------------------------------------------------
 
@@ -129,12 +177,24 @@ class Worker(object):
     def errors(self):
         return self.output.errors
 
+    @property
+    def inflight(self):
+        """Requests received and not yet answered (the running ones and the
+        ones waiting for a free slot)."""
+        if self._dispatcher is None:
+            return int(self.busy) + len(self.pending)
+        return len(self.flights)
+
     def uptime(self):
         return round(time.monotonic() - self.started, 3)
 
     def stop(self, code=EXIT_OK):
-        """End the loop with ``code`` once the current request is replied to."""
+        """End the loop with ``code`` once the current request is replied to
+        (above concurrency 1: once every request in flight is; no new
+        request is started meanwhile)."""
         self.stop_code = code
+        if self._dispatcher is not None:
+            self._dispatcher.wake()
 
     def held_change(self, session_id):
         """Whether this worker now holds state for ``session_id`` (a non-empty
@@ -146,8 +206,12 @@ class Worker(object):
         d = self.sessions.get(session_id)
         now = bool(d)
         if d is not None and not now:
-            # Touched but empty (a handler only looked): nothing to keep, nothing to clean later.
-            del self.sessions[session_id]
+            # Touched but empty (a handler only looked): nothing to keep, nothing to
+            # clean later -- unless another request of the session, running in
+            # another thread, may hold that very dict.
+            users = self._session_users
+            if users is None or users.get(session_id, 0) <= 1:
+                self.sessions.pop(session_id, None)
         if self.held.get(session_id, False) is now:
             return None
         if now:
@@ -159,11 +223,13 @@ class Worker(object):
     def session_dict(self, session_id, create=True):
         if session_id is None:
             if self.anonymous_session is None and create:
-                self.anonymous_session = {}
+                with self.state_lock:  # two threads must not make two dicts
+                    if self.anonymous_session is None:
+                        self.anonymous_session = {}
             return self.anonymous_session
         d = self.sessions.get(session_id)
         if d is None and create:
-            d = self.sessions[session_id] = {}
+            d = self.sessions.setdefault(session_id, {})  # atomic: one dict per session
         return d
 
     def notice(self, event, **fields):
@@ -186,6 +252,9 @@ class Worker(object):
             return self._bad(None, "request 'id' must be an integer, got %s" % what)
         cmd = msg.get("cmd")
         if type(cmd) is not str:
+            if "cmd" not in msg and ("ack" in msg or "cancel" in msg):
+                self.requests -= 1  # a control frame (pyvisor.control), not a request
+                return _control.apply(self, rid, msg)
             what = "missing" if "cmd" not in msg else "a %s" % _kind(cmd)
             return self._bad(rid, "request 'cmd' must be a string, got %s" % what)
         session = msg.get("session")
@@ -201,6 +270,10 @@ class Worker(object):
             if deadline != deadline or deadline == _INF or deadline == -_INF:
                 return self._bad(rid, "request 'deadline' must be a finite number "
                                  "(milliseconds since the Unix epoch) or nil, got %r" % deadline)
+        window = msg.get("stream")
+        if window is not None and (type(window) is not int or window < 1):
+            return self._bad(rid, "request 'stream' must be a positive integer (the chunk "
+                             "window) or nil, got %s" % _got(window))
         fn = _get_command(cmd)
         if fn is None:
             return self.output.error(rid, "UnknownCommand", "Unknown command '%s' (known: %s)"
@@ -212,50 +285,66 @@ class Worker(object):
                                          "deadline passed %d ms before %s could start"
                                          % (int(late), cmd))
             deadline = deadline / 1000.0
-        invoke(self, fn, msg["args"] if "args" in msg else {},
-               Context(self, rid, session, cmd, deadline))
+        if self._dispatcher is None:
+            invoke(self, fn, msg["args"] if "args" in msg else {},
+                   Context(self, rid, session, cmd, deadline), window)
+        else:
+            self._dispatcher.submit(fn, msg["args"] if "args" in msg else {},
+                                    Context(self, rid, session, cmd, deadline), window)
 
     def _bad(self, rid, message):
         """The reply to a malformed request (``id`` nil when it had no usable id)."""
         self.output.error(rid, "ProtocolError", message)
 
+    def input_broken(self, e):
+        """Report input that broke framing (``e``: a FrameError) and return
+        the exit code: the stream cannot be trusted past it."""
+        if isinstance(e, framing.FrameTooLarge):
+            try:
+                self.output.error(None, "ProtocolError",
+                                  "frame length %d exceeds the maximum of %d bytes; "
+                                  "the input stream cannot be trusted, worker exiting"
+                                  % (e.length, e.maximum))
+            except OSError:
+                pass
+        sys.stderr.write("pyvisor worker %s: %s; exiting\n" % (self.worker_id, e))
+        return EXIT_PROTOCOL
+
     def serve(self):
         """Run until stdin EOF / shutdown / SIGTERM. Returns the exit code."""
+        if self._dispatcher is not None:
+            return self._dispatcher.serve()
         read_frame = self.reader.read_frame
         handle = self.handle
+        pending = self.pending
         while True:
             if self.term_requested:
                 return EXIT_OK
-            self.idle = True
-            try:
-                payload = read_frame()
-                self.idle = False
-            except _Terminate:
-                self.idle = False
-                return EXIT_OK
-            except framing.FrameTooLarge as e:
-                self.idle = False
+            if pending:
+                payload = pending.popleft()
+            else:
+                self.idle = True
                 try:
-                    self.output.error(None, "ProtocolError",
-                                      "frame length %d exceeds the maximum of %d bytes; "
-                                      "the input stream cannot be trusted, worker exiting"
-                                      % (e.length, e.maximum))
-                except OSError:
-                    pass
-                sys.stderr.write("pyvisor worker %s: %s; exiting\n" % (self.worker_id, e))
-                return EXIT_PROTOCOL
-            except framing.TruncatedFrame as e:
-                self.idle = False
-                sys.stderr.write("pyvisor worker %s: %s; exiting\n" % (self.worker_id, e))
-                return EXIT_PROTOCOL
-            if payload is None:
-                return EXIT_OK
+                    payload = read_frame()
+                    self.idle = False
+                except _Terminate:
+                    self.idle = False
+                    return EXIT_OK
+                except framing.FrameError as e:
+                    self.idle = False
+                    return self.input_broken(e)
+                if payload is None:
+                    return EXIT_OK
             try:
                 handle(payload)
             except BrokenPipeError:
                 sys.stderr.write("pyvisor worker %s: the host closed the reply pipe; exiting\n"
                                  % self.worker_id)
                 return EXIT_OK
+            except InputEnded as e:
+                # stdin ended (or broke) while a stream read it: no reply is owed.
+                self.busy = False
+                return e.code
             except KeyboardInterrupt:
                 # A SIGINT landed between bookkeeping steps; the command itself
                 # already ran or never started. Keep serving.
@@ -276,6 +365,9 @@ class Worker(object):
 
     def _on_sigint(self, signum, frame):
         if self.busy:
+            if self.sigint_defer:
+                self.sigint_pending = True  # a stream is reading a frame: raised after it
+                return
             if self.output.writing:
                 self.output.interrupt_pending = True  # raised once the frame is out
                 return
@@ -283,5 +375,9 @@ class Worker(object):
         # idle: ignored
 
     def install_signal_handlers(self):
+        """SIGTERM: finish what runs, then exit 0. SIGINT: interrupt the
+        running handler at concurrency 1; ignored above it (the host cancels
+        with cancel frames there)."""
         signal.signal(signal.SIGTERM, self._on_sigterm)
-        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGINT,
+                      self._on_sigint if self._dispatcher is None else _ignore_sigint)

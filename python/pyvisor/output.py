@@ -5,8 +5,12 @@ One :class:`Output` owns the private duplicate of the original stdout. Every
 frame is encoded completely before anything is written (so a value that cannot
 be encoded writes nothing) and goes out with one write call under a lock, so
 frames from handler threads never interleave.
+
+Error replies carry ``details`` when the exception has a ``details`` dict of
+wire values; details that cannot be encoded are dropped, the reply still goes.
 """
 
+import os
 import struct
 import sys
 import traceback as _tb
@@ -19,6 +23,20 @@ from . import framing
 __all__ = ["Output", "clean_str"]
 
 _hdr = struct.Struct(">I").pack
+_CHUNK_HEAD = b"\x82\xa2id"
+_CHUNK_KEY = b"\xa5chunk"
+
+# The worker's own frames between the request loop and a handler; tracebacks
+# start below them (a handler's author has no use for them).
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_MACHINERY = frozenset(("loop.py", "streams.py", "inline.py", "dispatch.py", "control.py",
+                        "reader.py", "concurrent_flight.py"))
+
+
+def _own_frame(tb):
+    path = tb.tb_frame.f_code.co_filename
+    return (os.path.basename(path) in _MACHINERY
+            and os.path.dirname(os.path.abspath(path)) == _PKG_DIR)
 
 
 def clean_str(s):
@@ -36,7 +54,8 @@ class Output(object):
     A SIGINT that arrives while the main thread is writing a frame must not cut
     it: the signal handler sees ``writing`` and sets ``interrupt_pending``
     instead of raising; :meth:`write` raises the ``KeyboardInterrupt`` once
-    the frame is complete.
+    the frame is complete. ``errors`` is counted under the write lock: error
+    replies come from handler threads too under ``--concurrency``.
     """
 
     def __init__(self, fd, worker_id, codec=None,
@@ -62,7 +81,7 @@ class Output(object):
             "reply of %d bytes exceeds the maximum frame size of %d bytes"
             % (n, self.max_frame_bytes))
 
-    def emit(self, obj):
+    def emit(self, obj, _error=False):
         """Encode ``obj`` and write it as one frame. Raises SerializationError
         (nothing is written) when it cannot be encoded or is over the max.
         Safe from any thread."""
@@ -74,9 +93,9 @@ class Output(object):
             n = len(data)
         if n > self.max_frame_bytes:
             raise self._too_big(n)
-        self.write([data] if self._pure else [_hdr(n), data])
+        self.write([data] if self._pure else [_hdr(n), data], _error)
 
-    def write(self, parts):
+    def write(self, parts, _error=False):
         """Write already encoded buffers (header included) as one frame."""
         main = _get_ident() == self._main_ident
         with self._lock:
@@ -84,12 +103,27 @@ class Output(object):
                 self.writing = True
             try:
                 framing.write_parts(self.fd, parts)
+                if _error:
+                    self.errors += 1
             finally:
                 if main:
                     self.writing = False
         if main and self.interrupt_pending:
             self.interrupt_pending = False
             raise KeyboardInterrupt()
+
+    def chunk(self, rid, value):
+        """Write a stream chunk ``{id, chunk}``. Like a result, the wrapping
+        map does not count against the nesting limit and errors name paths
+        from ``chunk``; SerializationError when it cannot be sent."""
+        body = self._encode(value, "chunk")
+        head = _CHUNK_HEAD + self._encode(rid) + _CHUNK_KEY
+        n = len(head) + len(body)
+        if n > self.max_frame_bytes:
+            raise _codec.SerializationError(
+                "chunk of %d bytes exceeds the maximum frame size of %d bytes"
+                % (n, self.max_frame_bytes))
+        self.write([_hdr(n) + head, body])
 
     # -- replies ------------------------------------------------------------
 
@@ -109,28 +143,49 @@ class Output(object):
             raise self._too_big(n)
         self.write(parts)
 
-    def error(self, rid, etype, message, traceback="", held=None):
-        """Write ``{id, ok: false, error: {type, message, traceback}}`` (plus
-        ``held``, as for :meth:`result`)."""
-        self.errors += 1
+    def error(self, rid, etype, message, traceback="", held=None, details=None):
+        """Write ``{id, ok: false, error: {type, message, traceback[, details]}}``
+        (plus ``held``, as for :meth:`result`). ``details`` that cannot be
+        encoded are left out; the reply is sent all the same."""
         err = {"type": etype, "message": message, "traceback": traceback}
+        if details is not None:
+            err["details"] = details
         reply = {"id": rid, "ok": False, "error": err}
         if held is not None:
             reply["held"] = held
         try:
-            self.emit(reply)
+            self.emit(reply, True)
+            return
         except _codec.SerializationError:
-            reply["error"] = {"type": clean_str(str(etype)), "message": clean_str(str(message)),
-                              "traceback": clean_str(str(traceback))}
-            self.emit(reply)
+            pass
+        if details is not None:
+            del err["details"]
+            try:
+                self.emit(reply, True)
+                return
+            except _codec.SerializationError:
+                pass
+        reply["error"] = {"type": clean_str(str(etype)), "message": clean_str(str(message)),
+                          "traceback": clean_str(str(traceback))}
+        self.emit(reply, True)
 
     def exception(self, rid, exc, skip_frames=0, held=None):
-        """Write the error reply for ``exc``: its class name, message and
-        traceback (minus the first ``skip_frames`` frames: the worker's own)."""
+        """Write the error reply for ``exc``: its class name, message,
+        traceback (minus the first ``skip_frames`` frames and the worker's
+        own machinery around the handler) and ``details`` when the exception
+        has a ``details`` dict."""
         tb = exc.__traceback__
         while skip_frames and tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
             skip_frames -= 1
+        while tb is not None and tb.tb_next is not None and _own_frame(tb):
+            tb = tb.tb_next
+        try:
+            details = getattr(exc, "details", None)
+        except Exception:  # a property that fails: no details, still a reply
+            details = None
+        if not isinstance(details, dict):
+            details = None
         try:
             text = "".join(_tb.format_exception(type(exc), exc, tb))
         except Exception:
@@ -142,7 +197,7 @@ class Output(object):
         if not message:
             message = ("interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt)
                        else type(exc).__name__)
-        self.error(rid, type(exc).__name__, message, text, held)
+        self.error(rid, type(exc).__name__, message, text, held, details)
 
     # -- notices ------------------------------------------------------------
 

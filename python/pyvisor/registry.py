@@ -11,7 +11,11 @@ Handler modules register commands with the :func:`command` decorator::
 A handler receives the request's ``args`` (any wire value; ``{}`` when the
 request carried none) and a :class:`Context`. Whatever it returns is the
 reply's ``result``; whatever it raises becomes an error reply carrying the
-exception's class name, message and traceback.
+exception's class name, message and traceback (and its ``details`` when that
+is a dict of wire values). ``async def`` handlers are awaited. A generator
+(or async generator) handler streams: each ``yield`` is a chunk when the
+request asked for a stream, and the yielded values come back as a list when
+it did not (:mod:`pyvisor.streams`).
 
 Modules that keep per-session state can register hooks:
 
@@ -113,13 +117,17 @@ class Context(object):
       seconds (comparable to ``time.time()``), or ``None`` without a deadline
     * ``remaining()`` -- seconds left until ``deadline`` (a float, never
       negative), or ``None`` without a deadline
+    * ``cancelled`` -- True once the host cancelled this request (a cancel
+      frame). A generator is closed at its next ``yield`` and an ``async``
+      handler's task is cancelled without looking at it; a plain sync
+      handler cannot be interrupted and should poll it in long loops.
     * ``log(message, level='info')`` -- send a ``{event: 'log'}`` notice to
       the host.
     * ``worker`` -- the :class:`pyvisor.loop.Worker` serving the request
       (its counters and sessions; what the built-in commands read)
     """
 
-    __slots__ = ("_worker", "request_id", "session_id", "command", "deadline")
+    __slots__ = ("_worker", "request_id", "session_id", "command", "deadline", "_cancelled")
 
     def __init__(self, worker, request_id, session_id, command=None, deadline=None):
         self._worker = worker
@@ -127,6 +135,12 @@ class Context(object):
         self.session_id = session_id
         self.command = command
         self.deadline = deadline
+        self._cancelled = False
+
+    @property
+    def cancelled(self):
+        """True once the host cancelled this request."""
+        return self._cancelled
 
     def remaining(self):
         """Seconds left until the deadline (>= 0.0), or None without one."""

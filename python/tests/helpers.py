@@ -17,6 +17,7 @@ ROOT = os.path.dirname(PY_DIR)
 BRIDGE = os.path.join(PY_DIR, "dspy_bridge.py")
 HANDLERS_DIR = os.path.join(ROOT, "test", "fixtures", "handlers")
 ECHO_HANDLERS = os.path.join(HANDLERS_DIR, "echo_handlers.py")
+STREAM_HANDLERS = os.path.join(HANDLERS_DIR, "stream_handlers.py")
 DEADLINE_HANDLERS = os.path.join(TESTS_DIR, "handlers", "deadline_handlers.py")
 VECTORS = os.path.join(ROOT, "test", "fixtures", "vectors.json")
 
@@ -139,21 +140,31 @@ class WorkerProcess(object):
         payload = codec.encode(obj)
         self.send_raw(_hdr.pack(len(payload)) + payload)
 
-    def request_frame(self, rid, cmd, args, session=None, deadline=_NOARGS):
-        """The frame of {id, cmd, args, session[, deadline]}, built the way
-        the host does: the request map is spliced around the encoded args, so
-        it does not count against the args' nesting allowance."""
+    def request_frame(self, rid, cmd, args, session=None, deadline=_NOARGS, stream=_NOARGS):
+        """The frame of {id, cmd, args, session[, deadline][, stream]}, built
+        the way the host does: the request map is spliced around the encoded
+        args, so it does not count against the args' nesting allowance."""
         enc = codec.encode
         payload = (b"\xa2id" + enc(rid) + b"\xa3cmd" + enc(cmd) + b"\xa4args" + enc(args)
                    + b"\xa7session" + enc(session))
-        if deadline is _NOARGS:
-            payload = b"\x84" + payload
-        else:
-            payload = b"\x85" + payload + b"\xa8deadline" + enc(deadline)
+        keys = 4
+        if deadline is not _NOARGS:
+            payload += b"\xa8deadline" + enc(deadline)
+            keys += 1
+        if stream is not _NOARGS:
+            payload += b"\xa6stream" + enc(stream)
+            keys += 1
+        payload = bytes([0x80 | keys]) + payload
         return _hdr.pack(len(payload)) + payload
 
-    def send_request(self, rid, cmd, args, session=None, deadline=_NOARGS):
-        self.send_raw(self.request_frame(rid, cmd, args, session, deadline))
+    def send_request(self, rid, cmd, args, session=None, deadline=_NOARGS, stream=_NOARGS):
+        self.send_raw(self.request_frame(rid, cmd, args, session, deadline, stream))
+
+    def send_control(self, rid, **fields):
+        """A control frame: ``send_control(3, ack=5)``, ``send_control(3, cancel=True)``."""
+        msg = {"id": rid}
+        msg.update(fields)
+        self.send(msg)
 
     def _fill(self, n, deadline):
         fd = self.proc.stdout.fileno()
@@ -191,6 +202,49 @@ class WorkerProcess(object):
                 self.notices.append(msg)
                 continue
             return msg
+
+    def read_chunks(self, rid, n, timeout=10):
+        """The next ``n`` frames, which must be chunk frames of ``rid``: their values."""
+        out = []
+        for _ in range(n):
+            msg = self.read_reply(timeout)
+            assert msg.get("id") == rid and "chunk" in msg and "ok" not in msg, \
+                "expected chunk %d of request %r, got %r" % (len(out), rid, msg)
+            out.append(msg["chunk"])
+        return out
+
+    def read_stream(self, rid, timeout=10, others=None, ack_from=None):
+        """Chunks of ``rid`` up to its final reply: ``(chunks, reply)``.
+        Frames of other requests go to ``others`` (a list) when given, else
+        fail. With ``ack_from`` (the chunks of ``rid`` consumed before), each
+        chunk is acknowledged as it is read, as the host does: the worker
+        resumes a generator only with credit, so a stream whose window is
+        full sends its final reply only after an ack."""
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.read_reply(max(0.01, deadline - time.monotonic()))
+            if msg.get("id") != rid:
+                assert others is not None, "frame of another request: %r" % (msg,)
+                others.append(msg)
+                continue
+            if "ok" in msg:
+                return chunks, msg
+            assert "chunk" in msg, "neither a chunk nor a reply: %r" % (msg,)
+            chunks.append(msg["chunk"])
+            if ack_from is not None:
+                try:
+                    self.send_control(rid, ack=ack_from + len(chunks))
+                except BrokenPipeError:  # a worker that exits after its reply
+                    pass
+
+    def silent_for(self, seconds):
+        """True when no byte at all arrives on stdout for ``seconds`` (a bound
+        being kept is checked this way: by what does not arrive)."""
+        if self._buf:
+            return False
+        r, _, _ = select.select([self.proc.stdout.fileno()], [], [], seconds)
+        return not r
 
     def stdout_eof(self, timeout=5):
         """True when stdout reaches EOF with no more bytes."""
