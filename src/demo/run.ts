@@ -157,7 +157,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   let failed = 0;
   const failures: string[] = [];
   const completions: number[] = [];
-  const deadline = options.durationMs;
+  // The load runs for durationMs once the pool is ready (a real-DSPy worker takes a second to start).
+  const loadStart = clock();
+  const deadline = loadStart + options.durationMs;
   let stopLoad = false;
   const onAbort = () => (stopLoad = true);
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -241,7 +243,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // ---- the kill -----------------------------------------------------------------------------
   const killer = (async () => {
     if (!options.kill) return;
-    const at = Math.max(500, Math.min(options.durationMs * 0.4, options.durationMs - 1500));
+    const at = loadStart + Math.max(500, Math.min(options.durationMs * 0.4, options.durationMs - 1500));
     while (!stopLoad && clock() < at) await sleep(50);
     if (stopLoad) return;
     const infos = pool.workers().filter((w) => w.pid !== null);
@@ -263,7 +265,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     phase = 'waiting for the restart';
     await Promise.race([restarted, sleep(10_000)]);
   }
-  const elapsedLoad = Math.min(clock(), Math.max(deadline, 1));
+  const elapsedLoad = Math.min(clock() - loadStart, Math.max(options.durationMs, 1));
   phase = 'stopping';
   const poolLatency = pool.stats().latencyMs;
   const final = snapshot('stopping');
