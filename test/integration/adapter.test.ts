@@ -541,7 +541,10 @@ test('optimize (built-in runner: labeled demos), progress streamed â†’ export â†
   assert.equal(progress.at(-1), { done: 2, total: 2 });
   const exported = await a.exportProgram('qa');
   assert.equal(exported.state, result.state);
+  // Both processes gone and replaced (synchronized on the restarts, not on a delay).
+  const restarted = shared.workers().map((w) => nextEvent(shared, 'worker_restarted', (e: { workerId: string }) => e.workerId === w.id));
   for (const w of shared.workers()) process.kill(w.pid!, 'SIGKILL');
+  await Promise.all(restarted);
   const answer = await a.executeProgram('qa', { question: 'What is BEAM?' });
   assert.equal(answer.outputs, { answer: 'the Erlang VM' }, 'the optimized program, rebuilt from the state the adapter kept');
   assert.ok(answer.restored);

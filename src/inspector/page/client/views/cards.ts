@@ -4,7 +4,7 @@ import { drawMachine, showState } from '../machine.js';
 import { colorOf } from '../states.js';
 import { S, select, stateOf, workerList, type CardField } from '../store.js';
 
-const FIELDS: ReadonlyArray<[CardField, string]> = [['pid', 'pid'], ['inflight', 'in flight'], ['requests', 'req'], ['errors', 'err'], ['restarts', 'restarts'], ['sessions', 'sess']];
+const FIELDS: ReadonlyArray<[CardField, string]> = [['pid', 'pid'], ['requests', 'req'], ['errors', 'err'], ['restarts', 'restarts'], ['sessions', 'sess'], ['inflight', 'in flight']];
 
 export function renderCards(): void {
   const box = $('cards'), list = workerList(), seen: Record<string, boolean> = {};
