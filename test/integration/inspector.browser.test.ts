@@ -58,6 +58,9 @@ it('the page shows the supervision tree, the machine and 3 workers', async () =>
   assert.equal(ids, ['worker_1', 'worker_2', 'worker_3']);
   const pids = await page.$$eval('.card[data-worker]', (cards) => cards.map((c) => Number(c.getAttribute('data-pid'))));
   assert.equal(pids, pool.workers().map((w) => w.pid));
+  // Each card shows its requests in flight out of its slots (workerConcurrency 1 here).
+  const inflight = await page.$$eval('.card[data-worker] dl div:nth-child(6)', (ds) => ds.map((d) => d.textContent));
+  assert.equal(inflight, ['in flight0/1', 'in flight0/1', 'in flight0/1']);
 
   // The supervision tree names every actor of the pool.
   const tree = await page.textContent('#tree');
