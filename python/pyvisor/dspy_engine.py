@@ -394,13 +394,29 @@ def failure_prefix(p):
 
 
 def run(dspy, p, module, dspy_lm, runner, inputs):
-    """Run ``module`` (program ``p``'s) with the session's LM; ``(outputs, usage)``."""
+    """Run ``module`` (program ``p``'s) with the session's LM; ``(outputs, usage)``.
+
+    One execution makes one Predict call with the caller's inputs, so the dummy
+    provider is told what it answers directly (:data:`_CURRENT`), not through the
+    per-Predict callback: any DSPy callback makes every module call pay for
+    ``inspect.getcallargs`` (about a third of a dummy execution). Optimizers,
+    whose Predict calls carry other inputs, keep the callback (:func:`call_settings`).
+    """
+    token = None
+    if runner.provider == "dummy":
+        predictors = module.predictors() if hasattr(module, "predictors") else []
+        demos = [demo_dict(d) for d in (getattr(predictors[0], "demos", None) or ())] if predictors else []
+        token = _CURRENT.set((runner, p.signature, {n: inputs[n] for n in inputs},
+                              p.type == "chain_of_thought", demos))
     try:
-        with dspy.context(**call_settings(dspy, p, dspy_lm, runner)):
+        with dspy.context(lm=dspy_lm, disable_history=True, trace=[]):
             with track_usage(dspy) as tracker:
                 pred = module(**inputs)
     except Exception as e:
         raise lm_error(e, failure_prefix(p)) from e
+    finally:
+        if token is not None:
+            _CURRENT.reset(token)
     return outputs_of(p, pred), usage_of(tracker, runner)
 
 
