@@ -5,6 +5,7 @@
  *   pyvisor demo [--sessions N] [--duration S] [--workers N] [--no-kill] [--python PATH]
  *   pyvisor call <command> [json-args] [--session S] [--handlers FILE...] [--python PATH] [--timeout MS]
  *   pyvisor inspect ...
+ *   pyvisor agent --nats URL --pool NAME [--host-id ID] [--pool-size N] [--worker-concurrency N] [--handlers FILE...]
  *
  * Exit codes: 0 success; 1 the call failed or the demo's verdict is FAIL; 2 bad usage
  * (unknown command or option, invalid value, invalid JSON args); 130 interrupted (Ctrl-C).
@@ -19,6 +20,7 @@ import type { Pool } from './local/pool.js';
 import { PACKAGE_ROOT } from './channel/python.js';
 import { runDemo } from './demo/run.js';
 import { registerInspectCommand } from './cli/inspect.js';
+import { registerAgentCommand } from './cli/agent.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
@@ -242,6 +244,7 @@ Examples:
     .action(async (command: string, jsonArgs: string | undefined, opts: CallOptions) => setExit(await call(command, jsonArgs, opts, io)));
 
   registerInspectCommand(program);
+  registerAgentCommand(program, setExit);
   return program;
 }
 
