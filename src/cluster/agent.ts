@@ -410,17 +410,18 @@ class HostAgent implements Agent {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       this.draining = true;
-      // Out of the queue group first, so that NATS stops handing this host anonymous work...
-      this.subs.anonymous?.unsubscribe();
+      // Out of the queue group first, so that NATS stops handing this host anonymous work. A
+      // drain, not an unsubscribe: what NATS sent before it took the unsubscription in is still
+      // answered (`leaving`, so the front end sends it elsewhere), not dropped.
       this.subs.hello?.unsubscribe();
-      await bounded(this.nc.flush(), 1_000);
+      if (this.subs.anonymous) await bounded(this.subs.anonymous.drain(), 1_000);
       // ...then tell the front ends: no new session is placed here, and requests for the sessions
       // placed here are answered `leaving` (their front ends re-place them: host_lost).
       this.state = 'leaving';
       this.heartbeat();
       await bounded(this.nc.flush(), 1_000);
       await this.idle();
-      this.subs.directed?.unsubscribe();
+      if (this.subs.directed) await bounded(this.subs.directed.drain(), 1_000);
       this.state = 'gone';
       this.heartbeat();
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
