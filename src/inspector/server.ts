@@ -23,6 +23,8 @@ import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { InvalidOptionError } from '../errors.js';
 import { workerStateName } from '../../machines/workerStates.js';
 import type { Pool, PoolStats, RequestObservation, WorkerInfo } from '../local/pool.js';
+import type { ClusterPool } from '../cluster/clusterPool.js';
+import { clusterOptions, clusterTree, clusterWorkers, isClusterPool } from './clusterView.js';
 import type { EventSummary, LogEntry, LogKind } from './stream.js';
 import { UP_STATES } from '../../machines/workerStates.js';
 import { workerMachine } from '../../machines/worker.js';
@@ -159,7 +161,11 @@ const digest = (value: Buffer): Buffer => createHash('sha256').update(value).dig
  * Throws InvalidOptionError for a non-loopback host without `allowRemote`, or `allowRemote`
  * without a token.
  */
-export async function serveInspector(pool: Pool, options: InspectorOptions = {}): Promise<InspectorServer> {
+export async function serveInspector(target: Pool | ClusterPool, options: InspectorOptions = {}): Promise<InspectorServer> {
+  // A cluster pool has no actors here (each host supervises its own): hosts and workers only.
+  const cluster = isClusterPool(target) ? target : null;
+  const pool = target as Pool;
+  const isClosed = () => (cluster ? false : pool.isClosed);
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 0;
   const sanitize = options.sanitize ?? true;
@@ -339,12 +345,22 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     counts[e.workerId] = (counts[e.workerId] ?? 0) + 1;
     events.push({ t: Date.now(), to: e.workerId, from: e.phase === 'sent' ? 'dispatcher' : e.workerId, type: ev.type, data: summarize(ev as { type: string } & Record<string, unknown>) });
   };
-  for (const [name, fn] of telemetry) pool.on(name, fn as (...args: unknown[]) => void);
-  const unsubscribe = pool.observeInspection(onInspection);
-  const unobserveRequests = pool.observeRequests(onRequest);
+  if (cluster) {
+    const onHost = (text: (e: { hostId: string; reason?: string }) => string) => (e: { hostId: string; reason?: string }) => record({ kind: 'restart', w: e.hostId, text: text(e) });
+    telemetry.push(
+      ['host_up', onHost(() => 'host joined the cluster')],
+      ['host_leaving', onHost(() => 'host is draining')],
+      ['host_down', onHost((e) => `host dropped (${e.reason ?? 'lost'})`)],
+      ['disconnect', ((e: { server: string }) => record({ kind: 'escalation', w: 'nats', text: `disconnected from ${e.server}` })) as never],
+      ['reconnect', ((e: { server: string }) => record({ kind: 'spawn', w: 'nats', text: `reconnected to ${e.server}` })) as never],
+    );
+  }
+  for (const [name, fn] of telemetry) target.on(name, fn as (...args: unknown[]) => void);
+  const unsubscribe = cluster ? () => {} : pool.observeInspection(onInspection);
+  const unobserveRequests = cluster ? () => {} : pool.observeRequests(onRequest);
 
   // Seed the current states, so the first transition of each worker has a true `from`.
-  for (const w of pool.workers()) {
+  for (const w of cluster ? [] : pool.workers()) {
     const ref = pool.actor.system.get(w.id) as AnyActorRef | undefined;
     if (!ref) continue;
     const value = (ref.getSnapshot() as { value?: unknown }).value;
@@ -427,6 +443,8 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     };
   };
 
+  let clusterCommands = 0;
+  let clusterErrors = 0;
   const takeSnapshot = () => {
     const now = Date.now();
     let stats: PoolStats | null = null;
@@ -435,13 +453,25 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     let sessions: Array<{ id: string; workers: string[]; lastWorker: string | null; active: number; lost: string | null }> = [];
     let sessionCount = 0;
     try {
-      stats = pool.stats();
-      workers = pool.workers();
-      tree = describeTree(workers);
-      const spc = (pool.actor.system.get('sessionPool')?.getSnapshot() as { context?: { sessions?: Record<string, { workers: string[]; lastWorker: string | null; active: number; lostWorker: string | null }> } } | undefined)?.context;
-      const entries = Object.entries(spc?.sessions ?? {});
-      sessionCount = entries.length;
-      sessions = entries.slice(-MAX_SESSIONS).map(([id, s]) => ({ id, workers: [...s.workers], lastWorker: s.lastWorker, active: s.active, lost: s.lostWorker }));
+      if (cluster) {
+        // No session registry to show: each host keeps its own.
+        stats = cluster.stats();
+        // The hosts count their commands; the chart's rate is the difference between snapshots.
+        intervalCommands = Math.max(0, stats.totalCommands - clusterCommands);
+        intervalErrors = Math.max(0, stats.totalErrors - clusterErrors);
+        clusterCommands = stats.totalCommands;
+        clusterErrors = stats.totalErrors;
+        workers = clusterWorkers(cluster);
+        tree = clusterTree(cluster, false);
+      } else {
+        stats = pool.stats();
+        workers = pool.workers();
+        tree = describeTree(workers);
+        const spc = (pool.actor.system.get('sessionPool')?.getSnapshot() as { context?: { sessions?: Record<string, { workers: string[]; lastWorker: string | null; active: number; lostWorker: string | null }> } } | undefined)?.context;
+        const entries = Object.entries(spc?.sessions ?? {});
+        sessionCount = entries.length;
+        sessions = entries.slice(-MAX_SESSIONS).map(([id, s]) => ({ id, workers: [...s.workers], lastWorker: s.lastWorker, active: s.active, lost: s.lostWorker }));
+      }
     } catch {
       // A pool in the middle of stopping: send what we have.
     }
@@ -464,7 +494,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     latencies = [];
     chart.push(point);
     if (chart.length > CHART_POINTS) chart.splice(0, chart.length - CHART_POINTS);
-    lastSnap = { t: now, closed: pool.isClosed, stats, workers, paths, tree, sessions, sessionCount, point };
+    lastSnap = { t: now, closed: isClosed(), stats, workers, paths, tree, sessions, sessionCount, point };
     return lastSnap;
   };
 
@@ -474,7 +504,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     startedAt,
     sanitize,
     machine,
-    options: {
+    options: cluster ? clusterOptions(cluster) : {
       poolSize: pool.options.poolSize,
       maxOverflow: pool.options.maxOverflow,
       strategy: pool.options.restart.strategy,
@@ -619,7 +649,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
       clearInterval(snapTimer);
       unsubscribe();
       unobserveRequests();
-      for (const [name, fn] of telemetry) pool.off(name, fn as (...args: unknown[]) => void);
+      for (const [name, fn] of telemetry) target.off(name, fn as (...args: unknown[]) => void);
       reject(err);
     };
     server.once('error', onError);
@@ -643,7 +673,7 @@ export async function serveInspector(pool: Pool, options: InspectorOptions = {})
     clearInterval(snapTimer);
     unsubscribe();
     unobserveRequests();
-    for (const [name, fn] of telemetry) pool.off(name, fn as (...args: unknown[]) => void);
+    for (const [name, fn] of telemetry) target.off(name, fn as (...args: unknown[]) => void);
     closing = new Promise<void>((resolve) => {
       for (const client of clients) {
         try {

@@ -53,7 +53,7 @@ export function onHello(msg: Hello): void {
   for (const x of msg.log || []) pushLog(x);
   S.chart = (msg.chart || []).slice();
   const o = S.options;
-  $('summary').textContent = o.poolSize + ' workers · ' + o.strategy + ' (max ' + o.maxRestarts + ' restarts per ' + o.maxSeconds + ' s) · affinity ' + o.affinity + ((o.workerConcurrency ?? 1) > 1 ? ' · ' + o.workerConcurrency + ' requests per worker' : '');
+  $('summary').textContent = o.cluster ? o.poolSize + ' workers · ' + o.strategy + ' · sessions placed by load' : o.poolSize + ' workers · ' + o.strategy + ' (max ' + o.maxRestarts + ' restarts per ' + o.maxSeconds + ' s) · affinity ' + o.affinity + ((o.workerConcurrency ?? 1) > 1 ? ' · ' + o.workerConcurrency + ' requests per worker' : '');
   const sz = $('sanitized');
   sz.textContent = msg.sanitize ? 'payloads hidden' : 'payloads shown';
   sz.title = msg.sanitize

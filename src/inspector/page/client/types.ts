@@ -85,6 +85,17 @@ export interface PoolTree {
   status: string;
   state: string;
   children: TreeChild[];
+  /** A cluster pool's hosts (role 'ClusterPool'), each with its workers. */
+  hosts?: ClusterHostNode[];
+}
+
+export interface ClusterHostNode {
+  hostId: string;
+  capacity: number;
+  inflight: number;
+  queue: number;
+  lastSeen: number;
+  workers: Array<{ id: string; state: string; pid: number | null; overflow: boolean }>;
 }
 
 export interface Snap {
@@ -110,6 +121,8 @@ export interface PoolOptionsSummary {
   affinity: string;
   /** Requests in flight per worker (workerConcurrency). */
   workerConcurrency: number;
+  /** A cluster pool's page: hosts → workers, no supervision tree of its own. */
+  cluster?: boolean;
 }
 
 export interface Hello {

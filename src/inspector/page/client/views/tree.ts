@@ -3,7 +3,7 @@ import { $, esc } from '../dom.js';
 import { fmtDur, natural } from '../format.js';
 import { colorOf } from '../states.js';
 import { S, stateOf } from '../store.js';
-import type { TreeChild, WorkerInfo } from '../types.js';
+import type { ClusterHostNode, TreeChild, WorkerInfo } from '../types.js';
 
 /** The child of the pool with this id (or an empty record while the pool has none). */
 function child<K extends TreeChild['id']>(kids: TreeChild[], id: K): Partial<Extract<TreeChild, { id: K }>> {
@@ -16,6 +16,7 @@ export function renderTree(): void {
     $('tree').innerHTML = '<li class="empty">waiting for the pool…</li>';
     return;
   }
+  if (tree.role === 'ClusterPool') return renderClusterTree(tree.hosts || []);
   const kids = tree.children || [];
   const sp = child(kids, 'sessionPool');
   const sup = child(kids, 'workers');
@@ -42,6 +43,26 @@ export function renderTree(): void {
   html += '</ul></li>';
   html += '<li><div class="tn"><span class="sdot" style="background:#7c3aed"></span><b>monitor</b><span class="role">PoolMonitor</span>' + status(mon.status) +
     '<span class="meta">' + (mon.intervalMs ? 'health checks every ' + fmtDur(mon.intervalMs) + ' · ' + esc(mon.ticks) + ' so far' : 'health checks off') + '</span></div></li>';
+  html += '</ul></li>';
+  $('tree').innerHTML = html;
+}
+
+/** A cluster pool: its hosts (from their heartbeats), each with its workers. */
+function renderClusterTree(hosts: ClusterHostNode[]): void {
+  let html = '<li><div class="tn sup"><span class="sdot"></span><b>cluster</b><span class="role">ClusterPool · ' + hosts.length + ' host' + (hosts.length === 1 ? '' : 's') + '</span></div><ul>';
+  for (const h of hosts.slice().sort((a, b) => natural(a.hostId, b.hostId))) {
+    html += '<li><div class="tn sup" data-tree-host="' + esc(h.hostId) + '"><span class="sdot" style="background:#0891b2"></span><b>' + esc(h.hostId) + '</b><span class="role">Host</span>' +
+      '<span class="meta">' + esc(h.inflight) + ' in flight of ' + esc(h.capacity) + ' · queue ' + esc(h.queue) + '</span></div><ul>';
+    for (const w of h.workers) {
+      const s = w.state;
+      html += '<li><div class="tn worker' + (S.selected === w.id ? ' sel' : '') + '" data-tree-worker="' + esc(w.id) + '" title="' + esc(w.id + ': ' + s + (w.pid ? ', pid ' + w.pid : '')) + '">' +
+        '<span class="sdot" style="background:' + colorOf(s) + '"></span><b>' + esc(w.id.slice(h.hostId.length + 1)) + '</b>' + (w.overflow ? '<span class="tag">overflow</span>' : '') +
+        '<span class="st" style="color:' + colorOf(s) + '">' + esc(s) + '</span><span class="pid">' + (w.pid ? esc(w.pid) : '') + '</span></div></li>';
+    }
+    if (!h.workers.length) html += '<li><div class="tn"><span class="role">no workers reported yet</span></div></li>';
+    html += '</ul></li>';
+  }
+  if (!hosts.length) html += '<li><div class="tn"><span class="role">no live host (start one: pyvisor agent --nats URL --pool NAME)</span></div></li>';
   html += '</ul></li>';
   $('tree').innerHTML = html;
 }
