@@ -121,7 +121,7 @@ class FrontEnd extends TelemetryEmitter implements ClusterPool {
   private readonly live = new Set<ClusterRequest>();
   /** Requests waiting for a host (or a connection, or news of their session's host). */
   private readonly waiting = new Set<ClusterRequest>();
-  private readonly hostWaiters = new Set<{ n: number; resolve: () => void }>();
+  private readonly hostWaiters = new Set<{ n: number; resolve: () => void; reject: (error: unknown) => void }>();
   private readonly latency = new LatencyWindow();
   private readonly sweepTimer: NodeJS.Timeout;
   private nextId = 1;
@@ -275,6 +275,11 @@ class FrontEnd extends TelemetryEmitter implements ClusterPool {
           this.hostWaiters.delete(waiter);
           resolve();
         },
+        reject: (error: unknown) => {
+          clearTimeout(timer);
+          this.hostWaiters.delete(waiter);
+          reject(error);
+        },
       };
       const timer = setTimeout(() => {
         this.hostWaiters.delete(waiter);
@@ -290,7 +295,7 @@ class FrontEnd extends TelemetryEmitter implements ClusterPool {
     this.stopping = (async () => {
       clearInterval(this.sweepTimer);
       for (const request of [...this.live]) this.abandon(request, new PoolClosedError());
-      for (const waiter of [...this.hostWaiters]) waiter.resolve(); // nobody waits on a stopped pool
+      for (const waiter of [...this.hostWaiters]) waiter.reject(new PoolClosedError());
       await bounded(this.nc.flush(), 1_000);
       for (const sub of this.subs) sub.unsubscribe();
       if (!this.nc.isClosed()) await bounded(this.nc.drain(), 2_000);
