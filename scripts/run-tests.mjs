@@ -4,8 +4,9 @@
 // Tiers: layer 1 (test/fast), layer 2 (test/protocol), layer 3 (test/integration), Python unit tests
 // (python: the default python3; python-system: Debian's; dspy: python/tests/test_dspy_real.py with real
 // DSPy from .venv/, which this script creates when it is missing: see prepareDspyVenv; dspy-pool: the same
-// DSPy behind the Node pool, test/dspy).
-// Usage: node scripts/run-tests.mjs [fast|protocol|integration|python|python-system|dspy|dspy-pool ...]
+// DSPy behind the Node pool, test/dspy; cluster: test/cluster against a real nats-server, which
+// the tests start themselves: see natsServer).
+// Usage: node scripts/run-tests.mjs [fast|protocol|integration|python|python-system|dspy|dspy-pool|cluster ...]
 //        node scripts/run-tests.mjs --prepare-dspy     (only create/update .venv; exit 1 if it cannot)
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -88,6 +89,24 @@ function prepareDspyVenv() {
   return { ok: true };
 }
 
+// ---- nats-server for the cluster tier ----------------------------------------------------------
+
+/**
+ * Debian's nats-server (2.9.x, JetStream with -js), which the cluster tests start on a free
+ * loopback port of their own (test/cluster/helpers.ts): { ok: true } when it is on PATH, in
+ * /usr/sbin or at PYVISOR_NATS_SERVER, else { ok: false, reason } (.ci/run installs it with apt-get).
+ */
+function natsServer() {
+  // Debian installs it as /usr/sbin/nats-server, which is not on every user's PATH.
+  const exe = process.env.PYVISOR_NATS_SERVER || sh('sh', ['-c', 'command -v nats-server']).out.trim() || (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : '');
+  if (!exe) return { ok: false, reason: 'nats-server not found on PATH (Debian: apt-get install nats-server; .ci/run installs it)' };
+  const v = sh(exe, ['--version']);
+  if (v.error) return { ok: false, reason: `${exe}: ${v.error.code === 'ENOENT' ? 'not found' : v.error.message}` };
+  if (!v.ok) return { ok: false, reason: `${exe} --version failed`, detail: tail(v.out) };
+  process.stdout.write(`${v.out.trim()} (${exe})\n`);
+  return { ok: true };
+}
+
 const tiers = {
   fast: { cmd: process.execPath, args: ['--import', 'tsx', uvu, 'test/fast', '.test.ts$'], parse: parseUvu },
   protocol: { cmd: process.execPath, args: ['--import', 'tsx', uvu, 'test/protocol', '.test.ts$'], parse: parseUvu },
@@ -113,6 +132,15 @@ const tiers = {
     parse: parseUvu,
     prepare: prepareDspyVenv,
     dir: 'test/dspy',
+  },
+  // Agents, front ends and a real nats-server, each its own process (test/cluster/*.test.ts).
+  // Skipped with the reason when nats-server is missing (a failure under CI=true).
+  cluster: {
+    cmd: process.execPath,
+    args: ['--import', 'tsx', uvu, 'test/cluster', '.test.ts$'],
+    parse: parseUvu,
+    prepare: natsServer,
+    group: true,
   },
 };
 
@@ -158,8 +186,8 @@ function run(name) {
   if (tier.prepare) {
     const ready = tier.prepare();
     if (!ready.ok) {
-      // Cannot run here (no network for the install, no Python >= 3.10): skipped, with the reason.
-      // Under CI=true that is a failure: CI must run the real-DSPy tier.
+      // Cannot run here (no network for the install, no Python >= 3.10, no nats-server): skipped,
+      // with the reason. Under CI=true that is a failure: CI must run the real-DSPy and cluster tiers.
       const failed = CI ? 1 : 0;
       if (ready.detail) process.stdout.write(`${ready.detail}\n`);
       process.stdout.write(`--- ${name}: 0 passed, ${failed} failed, 1 skipped (skipped: ${ready.reason}${CI ? '; a failure under CI=true' : ''})\n`);
@@ -168,18 +196,34 @@ function run(name) {
   }
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(tier.cmd, tier.args, { cwd: tier.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...tier.env } });
+    // A tier whose tests spawn their own servers (cluster) runs in a process group of its own,
+    // so that the ceiling (or a Ctrl-C of this script) ends everything it started, not only uvu.
+    const child = spawn(tier.cmd, tier.args, { cwd: tier.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...tier.env }, detached: !!tier.group });
+    const killTier = () => {
+      try {
+        if (tier.group) process.kill(-child.pid, 'SIGKILL');
+        else child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const onSignal = (sig) => {
+      killTier();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    };
+    if (tier.group) for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, onSignal);
     let out = '';
     let timedOut = false;
     const ceiling = setTimeout(() => {
       timedOut = true;
       process.stdout.write(`\n!!! ${name}: no result after ${CEILING_S[name]} s, killing it\n`);
-      child.kill('SIGKILL');
+      killTier();
     }, CEILING_S[name] * 1000);
     child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
     child.stderr.on('data', (d) => { out += d; process.stderr.write(d); });
     child.on('close', (code, signal) => {
       clearTimeout(ceiling);
+      if (tier.group) for (const sig of ['SIGINT', 'SIGTERM']) process.off(sig, onSignal);
       let counts = timedOut ? null : tier.parse(out);
       if (!counts) counts = { passed: 0, failed: 1, skipped: 0 };
       // A crashed runner, or one that exits non-zero with nothing failed, still counts as a failure.
@@ -192,7 +236,7 @@ function run(name) {
 }
 
 // A tier that hangs must fail, not stall CI: each gets a ceiling well above its normal time.
-const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300, dspy: 300, 'dspy-pool': 300 };
+const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300, dspy: 300, 'dspy-pool': 300, cluster: 420 };
 
 if (process.argv.includes('--prepare-dspy')) {
   const ready = prepareDspyVenv();

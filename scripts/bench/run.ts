@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --only=roundtrip,throughput,payloads,coldstart,restart,affinity,overhead,dspy]
+ * npm run bench [-- --quick] [-- --only=roundtrip,throughput,payloads,coldstart,restart,affinity,overhead,dspy,cluster]
  *               [-- --out=bench] [-- --codecs=pure,msgpack]
  *
  * The benchmarks. Every figure is printed beside a baseline measured in the
@@ -40,6 +40,7 @@ import {
 } from './lib.js';
 import { throughputSvg, type Curve } from './chart.js';
 import { dspyAvailable, dspyConcurrency, dspyOverhead } from './dspy.js';
+import { clusterAvailable, clusterBench } from './cluster.js';
 
 // ---- options ----------------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
 const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = flag('quick');
-const ONLY = value('only')?.split(',') ?? ['roundtrip', 'throughput', 'payloads', 'coldstart', 'restart', 'affinity', 'overhead', 'dspy'];
+const ONLY = value('only')?.split(',') ?? ['roundtrip', 'throughput', 'payloads', 'coldstart', 'restart', 'affinity', 'overhead', 'dspy', 'cluster'];
 const OUT = join(ROOT, value('out') ?? 'bench');
 const WANT_CODECS = value('codecs')?.split(',') ?? ['pure', 'msgpack'];
 
@@ -533,6 +534,7 @@ function markdown(meta: Record<string, unknown>): string {
   out.push('- Cold start: from `createPool({ poolSize: 8 })` to its resolution, the interpreter-path cache cleared first (a first pool in a process pays the probe); baseline: one worker process (`python dspy_bridge.py` with the same handlers) from spawn to its first ping answer.');
   out.push('- Restart: SIGKILL of a healthy worker\'s pid until the pool\'s `worker_restarted` event (healthy again); target: the start+ping baseline plus 50 ms.');
   out.push('- Pool overhead: the simulation transport (fake processes answering synchronously) through the real machines and facade, beside generic-pool and tarn acquire/release of a plain object.');
+  if (rows.some((r) => r.bench === 'cluster')) out.push('- Cluster (scripts/bench/cluster.ts): this process is the front end (`createClusterPool`), each agent its own Node process (`startAgent`, python3 workers with the pure codec), a nats-server of its own on a loopback port; round trip: sequential `echo` of a small map against the same pool options in-process; throughput: 16 callers of `noop` (anonymous: the NATS queue group) with 1, 2, 3 agents of one worker each against a local pool with as many workers. On 2 cores every process shares the same CPUs: the scaling rows are info.');
   if (notes.length) out.push('', '## Notes', '', ...notes.map((n) => `- ${n}`));
   return out.join('\n') + '\n';
 }
@@ -572,6 +574,15 @@ async function main(): Promise<void> {
     } else {
       await dspyConcurrency(add, { ms: QUICK ? 2000 : 3000, repeats: QUICK ? 1 : 3 });
       await dspyOverhead(add, { warmMs: P.warmMs, ms: P.ms * 2, repeats: P.repeats });
+    }
+  }
+  if (ONLY.includes('cluster')) {
+    const missing = clusterAvailable();
+    if (missing) {
+      notes.push(`cluster benchmarks skipped: ${missing}`);
+      console.warn(`cluster benchmarks skipped: ${missing}`);
+    } else {
+      await clusterBench(add, notes, { warmMs: P.warmMs, ms: P.ms, repeats: P.repeats });
     }
   }
 
