@@ -223,7 +223,10 @@ function run(name) {
     child.stderr.on('data', (d) => { out += d; process.stderr.write(d); });
     child.on('close', (code, signal) => {
       clearTimeout(ceiling);
-      if (tier.group) for (const sig of ['SIGINT', 'SIGTERM']) process.off(sig, onSignal);
+      if (tier.group) {
+        for (const sig of ['SIGINT', 'SIGTERM']) process.off(sig, onSignal);
+        killTier(); // whatever the tier left running in its group (a runner that crashed)
+      }
       let counts = timedOut ? null : tier.parse(out);
       if (!counts) counts = { passed: 0, failed: 1, skipped: 0 };
       // A crashed runner, or one that exits non-zero with nothing failed, still counts as a failure.

@@ -2,8 +2,8 @@
  * An agent process for the cluster suites: startAgent() with a local pool of real python3
  * workers, as `pyvisor agent` runs it, plus the options the CLI does not take
  * (heartbeatInterval). Prints the pid of every Python worker it starts ("worker pid N"),
- * then the CLI's line "agent <hostId> serving pool <name> via <url>"; SIGTERM/SIGINT drain
- * it (agent.stop()) and exit 0.
+ * then the CLI's line "agent <hostId> serving pool <name> via <url>"; SIGTERM/SIGINT (or its
+ * stdin closing: the test is gone) drain it (agent.stop()) and exit 0.
  *
  *   node --import tsx test/cluster/_agent.ts '{"servers":"nats://...","pool":"p","hostId":"h1","poolSize":2,"handlers":[...]}'
  */
@@ -55,3 +55,6 @@ const drain = async (sig: string) => {
 };
 process.on('SIGTERM', () => void drain('SIGTERM'));
 process.on('SIGINT', () => void drain('SIGINT'));
+// The test that started it is gone (its end of stdin closed): drain and exit as well.
+process.stdin.on('end', () => void drain('stdin closed'));
+process.stdin.resume();

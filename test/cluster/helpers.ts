@@ -123,6 +123,10 @@ export class Procs {
   private timer: NodeJS.Timeout | null = null;
   readonly children = new Set<Child>();
 
+  constructor() {
+    everyProcs.add(this);
+  }
+
   add(pid: number | null | undefined, what: string): void {
     if (pid && !this.pids.has(pid)) this.pids.set(pid, what);
   }
@@ -163,6 +167,19 @@ export class Procs {
     this.timer = null;
   }
 }
+
+/**
+ * Whatever happens to this process (a suite that throws outside a test, uvu exiting early), what
+ * it started does not outlive it: on exit, everything still running is SIGKILLed by pid (and the
+ * servers' store directories are removed).
+ */
+const everyProcs = new Set<Procs>();
+/** Store directories of the servers started here, removed on exit too. */
+const storeDirs = new Set<string>();
+process.on('exit', () => {
+  for (const p of everyProcs) p.killAll();
+  for (const dir of storeDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 /**
  * The suite's last word: none of the processes it started (nats-server, agents, their Python
@@ -299,6 +316,7 @@ export class NatsServer {
     this.port = port;
     this.storeDir = storeDir;
     this.url = `nats://127.0.0.1:${port}`;
+    storeDirs.add(storeDir);
   }
 
   static async start(procs: Procs): Promise<NatsServer> {
@@ -335,6 +353,7 @@ export class NatsServer {
   async close(): Promise<void> {
     await this.stop();
     rmSync(this.storeDir, { recursive: true, force: true });
+    storeDirs.delete(this.storeDir);
   }
 }
 
