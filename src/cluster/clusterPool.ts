@@ -13,6 +13,12 @@
  * - no host within the checkout deadline: HostUnavailableError; deadlines are absolute; an
  *   abort or a stream's break sends a cancel to the agent; stream chunks flow within a credit
  *   window acknowledged as the reader consumes.
+ *
+ * It is longer than the project's other files for a reason: it is the cluster's one owner of
+ * every request (as src/local/dispatcher.ts and workerHandle.ts together are locally), from
+ * submission through placement, sending, the agent's acceptance, chunks and the reply, to the
+ * one settlement (`settle`) — whatever a host, the connection or the caller does meanwhile.
+ * The pure parts are elsewhere: placement.ts, membership.ts, envelope.ts, view.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -30,49 +36,21 @@ import {
 } from '../errors.js';
 import { checkExecuteOptions, checkStreamOptions, type ExecuteOptions, type StreamOptions } from '../options.js';
 import { TelemetryEmitter, LatencyWindow } from '../telemetry.js';
-import { realClock, realEpochMs } from '../core/clock.js';
+import { realClock } from '../core/clock.js';
 import { DEFAULT_STREAM_WINDOW, ResultStream } from '../core/stream.js';
-import type { Executor, PoolStats, WorkerInfo } from '../core/executor.js';
+import type { PoolStats } from '../core/executor.js';
 import { openConnection, statusCode, type Connected } from './connection.js';
 import { BUCKET_OPTIONS, bucketName, subjects, type Subjects } from './subjects.js';
 import { decodeEnded, decodeHeartbeat, decodeReply, encodeArgs, encodeControl, encodeRequest, type Reply } from './envelope.js';
 import { Membership, type MembershipEvent } from './membership.js';
 import { chooseHost } from './placement.js';
+import { clusterHosts, clusterStats, clusterWorkers, type ClusterHost, type ClusterPool, type ClusterWorkerInfo } from './view.js';
 import { PlacementStore, type SessionPlacement } from './placementStore.js';
 import { ClusterRequest } from './request.js';
 import { resolveClusterOptions, type ClusterPoolOptions, type ResolvedClusterOptions } from './options.js';
 
 export type { ClusterPoolOptions } from './options.js';
-
-/** A host as the cluster pool sees it (from its last heartbeat). */
-export interface ClusterHost {
-  hostId: string;
-  capacity: number;
-  inflight: number;
-  queue: number;
-  workers: number;
-  /** When its last heartbeat arrived, in ms since the Unix epoch. */
-  lastSeen: number;
-}
-
-/** A worker row of a cluster pool: the host's row, with the host it runs on. */
-export type ClusterWorkerInfo = WorkerInfo & { host: string };
-
-export interface ClusterPool extends Executor {
-  hosts(): ClusterHost[];
-  /** Resolves once at least `n` hosts (default 1) are live; rejects after `timeout` ms (default 10000) with HostUnavailableError. */
-  whenHosts(n?: number, timeout?: number): Promise<void>;
-  workers(): ClusterWorkerInfo[];
-}
-
-/** Events a cluster pool emits (on/off), besides `listener_error`. */
-export interface ClusterPoolEvents {
-  host_up: { hostId: string };
-  host_leaving: { hostId: string };
-  host_down: { hostId: string; reason: 'timeout' | 'left' | 'restarted' };
-  disconnect: { server: string };
-  reconnect: { server: string };
-}
+export type { ClusterHost, ClusterPool, ClusterPoolEvents, ClusterWorkerInfo } from './view.js';
 
 /** A session request's route: its placement, or wait, or its host was lost. */
 type PlaceOutcome = SessionPlacement | 'wait' | { lost: SessionWorkerLostError };
@@ -221,45 +199,15 @@ class FrontEnd extends TelemetryEmitter implements ClusterPool {
   }
 
   stats(): PoolStats {
-    const totals: PoolStats = {
-      activeSessions: 0,
-      poolSize: 0,
-      utilization: 0,
-      healthyWorkers: 0,
-      unhealthyWorkers: 0,
-      busyWorkers: 0,
-      overflowWorkers: 0,
-      queueLength: this.waiting.size,
-      totalCommands: 0,
-      totalErrors: 0,
-      restarts: 0,
-      // What a caller of this cluster pool waits, submission to settlement (hosts report their own).
-      latencyMs: this.latency.percentiles(),
-    };
-    const sum = (key: keyof Omit<PoolStats, 'latencyMs' | 'utilization'>, value: unknown) => {
-      if (typeof value === 'number' && Number.isFinite(value)) totals[key] += value;
-    };
-    for (const host of this.membership.all()) {
-      const s = host.stats as Partial<PoolStats>;
-      for (const key of ['activeSessions', 'poolSize', 'healthyWorkers', 'unhealthyWorkers', 'busyWorkers', 'overflowWorkers', 'queueLength', 'totalCommands', 'totalErrors', 'restarts'] as const) sum(key, s[key]);
-    }
-    totals.utilization = totals.healthyWorkers === 0 ? 0 : Math.min(1, totals.busyWorkers / totals.healthyWorkers);
-    return totals;
+    return clusterStats(this.membership.all(), this.waiting.size, this.latency.percentiles());
   }
 
   workers(): ClusterWorkerInfo[] {
-    return this.membership.all().flatMap((host) => host.rows.map((row) => ({ ...row, host: host.hostId })));
+    return clusterWorkers(this.membership.all());
   }
 
   hosts(): ClusterHost[] {
-    return this.membership.all().map((h) => ({
-      hostId: h.hostId,
-      capacity: h.capacity,
-      inflight: h.inflight,
-      queue: h.queue,
-      workers: h.workers,
-      lastSeen: Math.round(realEpochMs(h.lastSeen)),
-    }));
+    return clusterHosts(this.membership.all());
   }
 
   whenHosts(n = 1, timeout = 10_000): Promise<void> {
