@@ -16,7 +16,7 @@ import { connect } from '@nats-io/transport-node';
 import { createPool } from '../../src/local/createPool.js';
 import type { Pool } from '../../src/local/pool.js';
 import { AgentProc, Child, NatsServer, natsServerPath, Procs } from '../../test/cluster/helpers.js';
-import type { BenchRow } from './dspy.js';
+import type { BenchRow } from './lib.js';
 import { BENCH_HANDLERS, deadline, fmt, median, rate } from './lib.js';
 
 const ENV = { PYVISOR_CODEC: 'pure' };

@@ -13,26 +13,12 @@ import { createPool } from '../../src/local/createPool.js';
 import { PythonPool } from '../../src/adapter/pythonPool.js';
 import { readRssMb } from '../../src/channel/rss.js';
 import { startChatServer } from '../../test/fixtures/chat-server.js';
-import { fmt, median, measureRate, ROOT } from './lib.js';
+import { fmt, median, measureRate, ROOT, type BenchRow } from './lib.js';
 
 export const VENV_PYTHON = join(ROOT, '.venv', 'bin', 'python');
 const QA = { id: 'qa', signature: { inputs: ['question'], outputs: ['answer'], instructions: 'Answer briefly.' } };
 const ENV = { PYVISOR_DSPY: 'require', NO_PROXY: '127.0.0.1,localhost', HTTP_PROXY: '', HTTPS_PROXY: '', OPENAI_API_KEY: '' };
 
-export interface BenchRow {
-  bench: string;
-  subject: string;
-  codec: string;
-  value: number;
-  unit: string;
-  baselineName: string;
-  baseline: number;
-  samples?: number[];
-  baselineSamples?: number[];
-  target: string;
-  check?: (ratio: number) => boolean;
-  note?: string;
-}
 
 export function dspyAvailable(): string | null {
   if (!existsSync(VENV_PYTHON)) return 'no .venv (npm test or `node scripts/run-tests.mjs --prepare-dspy` creates it)';

@@ -258,3 +258,19 @@ export function fmt(x: number, digits = 0): string {
   if (Math.abs(x) >= 10) return x.toFixed(Math.max(digits, 1));
   return x.toFixed(Math.max(digits, 2));
 }
+
+/** A result row as a benchmark hands it to run.ts (which adds the ratio and PASS / GAP / info). */
+export interface BenchRow {
+  bench: string;
+  subject: string;
+  codec: string;
+  value: number;
+  unit: string;
+  baselineName: string;
+  baseline: number;
+  samples?: number[];
+  baselineSamples?: number[];
+  target: string;
+  check?: (ratio: number) => boolean;
+  note?: string;
+}

@@ -37,6 +37,7 @@ import {
   RawEcho,
   ROOT,
   sleep,
+  type BenchRow,
 } from './lib.js';
 import { throughputSvg, type Curve } from './chart.js';
 import { dspyAvailable, dspyConcurrency, dspyOverhead } from './dspy.js';
@@ -75,22 +76,8 @@ const CODECS: Codec[] = [
 
 type Status = 'PASS' | 'GAP' | 'info';
 
-interface Row {
-  bench: string;
-  subject: string;
-  codec: string;
-  value: number;
-  unit: string;
-  baselineName: string;
-  baseline: number;
-  ratio: number;
-  /** Human-readable target, e.g. ">= 0.80x"; empty for figures without one. */
-  target: string;
-  status: Status;
-  samples?: number[];
-  baselineSamples?: number[];
-  note?: string;
-}
+/** A row as reported: what the benchmark gave, with its ratio and result. */
+type Row = Omit<BenchRow, 'check'> & { ratio: number; status: Status };
 
 const rows: Row[] = [];
 const curves: Curve[] = [];

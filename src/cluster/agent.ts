@@ -13,7 +13,7 @@ import type { Pool } from '../local/pool.js';
 import { resolveOptions, type ExecuteOptions } from '../options.js';
 import { AbortError, RequestTimeoutError, SessionNotFoundError } from '../errors.js';
 import type { ResultStream } from '../core/stream.js';
-import { openConnection, type Connected } from './connection.js';
+import { openConnection, type Connected, bounded } from './connection.js';
 import { BUCKET_OPTIONS, bucketName, sessionKey, subjects, type Subjects } from './subjects.js';
 import { SessionLedger } from './ledger.js';
 import {
@@ -44,24 +44,6 @@ export interface Agent {
 const MAX_MS = 2 ** 31 - 1;
 /** ms an anonymous request may run before the agent tells its front end that it has it. */
 export const ACCEPT_DELAY = 5;
-
-/** A promise that settles with `p`, or resolves after `ms` anyway (NATS calls while disconnected). */
-function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
-    timer.unref?.();
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(undefined);
-      },
-    );
-  });
-}
 
 /** One request the agent is running for a front end, keyed by its reply subject. */
 class Run {

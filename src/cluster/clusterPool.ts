@@ -39,7 +39,7 @@ import { TelemetryEmitter, LatencyWindow } from '../telemetry.js';
 import { realClock } from '../core/clock.js';
 import { DEFAULT_STREAM_WINDOW, ResultStream } from '../core/stream.js';
 import type { PoolStats } from '../core/executor.js';
-import { openConnection, statusCode, type Connected } from './connection.js';
+import { openConnection, statusCode, type Connected, bounded } from './connection.js';
 import { BUCKET_OPTIONS, bucketName, subjects, type Subjects } from './subjects.js';
 import { decodeEnded, decodeHeartbeat, decodeReply, encodeArgs, encodeControl, encodeRequest, type Reply } from './envelope.js';
 import { Membership, type MembershipEvent } from './membership.js';
@@ -61,22 +61,6 @@ const MAX_PLACEMENT_ROUNDS = 8;
 const FIRST_BACKOFF = 10;
 const MAX_BACKOFF = 200;
 const MAX_MS = 2 ** 31 - 1;
-
-function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(undefined);
-      },
-    );
-  });
-}
 
 function message(error: unknown): string {
   return (error as Error)?.message ?? String(error);

@@ -48,3 +48,21 @@ export async function openConnection(pool: string, servers: string[], name: stri
 export function statusCode(msg: { headers?: { code: number } | undefined; data: Uint8Array }): number {
   return msg.data.length === 0 && msg.headers ? msg.headers.code : 0;
 }
+
+/** A promise that settles with `p`, or resolves after `ms` anyway (NATS calls while disconnected). */
+export function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref?.();
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      },
+    );
+  });
+}
