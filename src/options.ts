@@ -46,6 +46,12 @@ export interface PoolOptions {
    * on that many threads, and replies come back in any order (docs/OPTIONS.md).
    */
   workerConcurrency?: number;
+  /**
+   * Where the workers' stderr (print(), logging, tracebacks) goes: 'inherit' (default) writes
+   * each line to this process's stderr prefixed `[worker_1 <pid>]` and emits `worker_log`;
+   * 'events' only emits `worker_log`; 'silent' drops it.
+   */
+  logs?: LogsMode;
   // ---- beyond the core options; each documented in docs/OPTIONS.md ----
   /** ms an idle session is kept before it is cleaned up in Python; 0 = never. Default 30 min. */
   sessionTtl?: number;
@@ -83,6 +89,7 @@ export interface ResolvedOptions {
   recycle: Required<RecycleOptions>;
   inspect: unknown;
   workerConcurrency: number;
+  logs: LogsMode;
   sessionTtl: number;
   overflowIdle: number;
   startTimeout: number;
@@ -113,6 +120,7 @@ export function defaults(): ResolvedOptions {
     recycle: { maxRequests: 0, maxRssMb: 0, maxAgeMs: 0 },
     inspect: undefined,
     workerConcurrency: 1,
+    logs: 'inherit',
     sessionTtl: 30 * 60_000,
     overflowIdle: 10_000,
     startTimeout: 30_000,
@@ -139,6 +147,9 @@ export const presets: { readonly dev: Readonly<PoolOptions>; readonly test: Read
 });
 
 type Check = (value: unknown) => string | null;
+
+export type LogsMode = 'inherit' | 'events' | 'silent';
+export const LOGS_MODES: readonly LogsMode[] = ['inherit', 'events', 'silent'];
 
 /** The worker's `--concurrency` ceiling (python/pyvisor refuses more). */
 export const MAX_WORKER_CONCURRENCY = 1024;
@@ -173,6 +184,7 @@ const RULES: Record<string, Check> = {
   recycle: any,
   inspect: observer,
   workerConcurrency: (v) => (Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= MAX_WORKER_CONCURRENCY ? null : `must be an integer between 1 and ${MAX_WORKER_CONCURRENCY}`),
+  logs: oneOf(...LOGS_MODES),
   sessionTtl: ms,
   overflowIdle: ms,
   startTimeout: positiveMs,

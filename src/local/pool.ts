@@ -28,6 +28,19 @@ import { TreeFollower } from './tree.js';
 
 export type { PoolStats, WorkerInfo } from '../core/executor.js';
 
+/**
+ * Where a worker's stderr line goes under `logs`. 'inherit' is the default because a newcomer's
+ * print() or traceback must not vanish; the prefix says which worker process wrote it.
+ */
+function logSink(mode: ResolvedOptions['logs'], emit: (workerId: string, pid: number | null, line: string) => void) {
+  if (mode === 'silent') return () => {};
+  if (mode === 'events') return emit;
+  return (workerId: string, pid: number | null, line: string) => {
+    process.stderr.write(`[${workerId} ${pid ?? '-'}] ${line}\n`);
+    emit(workerId, pid, line);
+  };
+}
+
 /** What differs between a real pool and a simulated one. */
 export interface PoolSeams {
   processLogic: CallbackActorLogic<ProcessCommand, ProcessActorInput>;
@@ -173,7 +186,7 @@ export class Pool extends TelemetryEmitter implements Executor {
       ...(options.inspect ? { inspect: options.inspect as never } : {}),
       systemId: 'pool',
     });
-    seams.setLogSink?.((workerId, pid, line) => this.emit('worker_log', { workerId, pid, line }));
+    seams.setLogSink?.(logSink(options.logs, (workerId, pid, line) => this.emit('worker_log', { workerId, pid, line })));
 
     this.initialWorkers = initialWorkers;
     this.ready = new Promise<void>((resolve, reject) => (this.readyGate = { resolve, reject }));

@@ -64,7 +64,8 @@ export const suitePids = new PidTracker();
 const open: Pool[] = [];
 
 export async function startPool(options: PoolOptions = {}): Promise<Pool> {
-  const pool = suitePids.watch(await createPool({ python: PYTHON, ...options }));
+  // Worker stderr as events only: the suites' output stays readable (logs.test.ts tests the default).
+  const pool = suitePids.watch(await createPool({ python: PYTHON, logs: 'events', ...options }));
   open.push(pool);
   return pool;
 }
