@@ -103,10 +103,18 @@ export interface ResolvedOptions {
 
 const cores = () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
 
+/**
+ * The default pool: one worker per core, at most 4, and as many overflow workers on demand. A
+ * bigger default surprises on a big host: each worker is an interpreter that imports the
+ * handlers (with DSPy ~100 MB and ~0.6 s each), and 2 × 64 cores would start 128 of them at
+ * once. Use every core with `presets.prod` or `poolSize: os.availableParallelism()`.
+ */
+export const DEFAULT_MAX_POOL_SIZE = 4;
+
 export function defaults(): ResolvedOptions {
   return {
-    poolSize: cores() * 2,
-    maxOverflow: cores(),
+    poolSize: Math.min(cores(), DEFAULT_MAX_POOL_SIZE),
+    maxOverflow: Math.min(cores(), DEFAULT_MAX_POOL_SIZE),
     checkoutTimeout: 5_000,
     requestTimeout: 30_000,
     healthCheckInterval: 30_000,

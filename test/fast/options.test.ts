@@ -57,8 +57,8 @@ test('defaults: the documented values, plus the documented extras', () => {
         inspect: o.inspect,
       },
       {
-        poolSize: cores * 2,
-        maxOverflow: cores,
+        poolSize: Math.min(cores, 4),
+        maxOverflow: Math.min(cores, 4),
         checkoutTimeout: 5000,
         requestTimeout: 30_000,
         healthCheckInterval: 30_000,
