@@ -3,6 +3,7 @@
  * key or a bad value throws InvalidOptionError naming it, before anything is started.
  */
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { InvalidOptionError } from './errors.js';
 import { AFFINITIES, type Affinity } from './routing/route.js';
 import type { Strategy } from '../machines/supervisor.js';
@@ -35,7 +36,8 @@ export interface PoolOptions {
   maxQueue?: number;
   affinity?: Affinity;
   python?: string;
-  handlers?: string[];
+  /** Handler files (paths relative to process.cwd(), or `file:` URLs / URL objects) or module names. */
+  handlers?: Array<string | URL>;
   restart?: RestartOptions;
   shutdownTimeout?: number;
   recycle?: RecycleOptions;
@@ -170,7 +172,20 @@ const positiveMs: Check = (v) => ms(v) ?? ((v as number) > 0 ? null : 'must be g
 const bool: Check = (v) => (typeof v === 'boolean' ? null : 'must be true or false');
 const oneOf = (...values: string[]): Check => (v) => (values.includes(v as string) ? null : `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
 const nonEmptyString: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'must be a non-empty string');
-const stringArray: Check = (v) => (Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0) ? null : 'must be an array of non-empty strings');
+const handlerList: Check = (v) =>
+  Array.isArray(v) && v.every((x) => (typeof x === 'string' && x.length > 0) || (x instanceof URL && x.protocol === 'file:'))
+    ? null
+    : 'must be an array of handler files (paths or file: URLs) or module names';
+
+/** A handler given as a `file:` URL (an object or a string, as import.meta.resolve gives) is that file's path. */
+function handlerOf(h: string | URL): string {
+  if (typeof h === 'string' && !h.startsWith('file:')) return h;
+  try {
+    return fileURLToPath(h);
+  } catch (error) {
+    throw new InvalidOptionError('handlers', `${String(h)} is not a usable file: URL (${(error as Error).message})`);
+  }
+}
 const stringRecord: Check = (v) =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string') ? null : 'must be an object of string values';
 const any: Check = () => null;
@@ -186,7 +201,7 @@ const RULES: Record<string, Check> = {
   maxQueue: int(0),
   affinity: oneOf(...AFFINITIES),
   python: nonEmptyString,
-  handlers: stringArray,
+  handlers: handlerList,
   restart: any,
   shutdownTimeout: ms,
   recycle: any,
@@ -285,7 +300,7 @@ export function resolveOptions(options: PoolOptions = {}): ResolvedOptions {
     ...defined,
     restart: { ...base.restart, ...stripUndefined(options.restart), root: { ...base.restart.root, ...stripUndefined(options.restart?.root) } },
     recycle: { ...base.recycle, ...stripUndefined(options.recycle) },
-    handlers: [...(options.handlers ?? base.handlers)],
+    handlers: (options.handlers ?? base.handlers).map(handlerOf),
     env: { ...(options.env ?? {}) },
   } as ResolvedOptions;
 }

@@ -113,6 +113,17 @@ def _ignore_sigint(signum, frame):
     pass
 
 
+def unknown_command(cmd):
+    """The message for a command nobody registered: the closest names first (a typo is the
+    usual cause), then every known one."""
+    import difflib
+
+    known = registry.command_names()
+    near = difflib.get_close_matches(cmd, known, n=3, cutoff=0.6)
+    hint = " (did you mean %s?)" % " or ".join("'%s'" % n for n in near) if near else ""
+    return "Unknown command '%s'%s; known: %s" % (cmd, hint, ", ".join(known))
+
+
 class Worker(object):
     """Serves framed requests from ``in_fd`` and writes replies to ``out_fd``.
 
@@ -276,8 +287,7 @@ class Worker(object):
                              "window) or nil, got %s" % _got(window))
         fn = _get_command(cmd)
         if fn is None:
-            return self.output.error(rid, "UnknownCommand", "Unknown command '%s' (known: %s)"
-                                     % (cmd, ", ".join(registry.command_names())))
+            return self.output.error(rid, "UnknownCommand", unknown_command(cmd))
         if deadline is not None:
             late = time.time() * 1000.0 - deadline
             if late >= 0:

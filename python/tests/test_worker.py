@@ -192,6 +192,15 @@ class TestRequests(WorkerTestCase):
         self.assertIn("does_not_exist", e["message"])
         self.assertIs(self.w.call("ping")["pong"], True)
 
+    def test_unknown_command_suggests_the_closest(self):
+        e = self.w.error("ehco")
+        self.assertEqual(e["type"], "UnknownCommand")
+        self.assertTrue(e["message"].startswith("Unknown command 'ehco' (did you mean 'echo'?); known: "),
+                        e["message"])
+        far = self.w.error("zzzzzz")
+        self.assertNotIn("did you mean", far["message"])
+        self.assertIn("ping", far["message"])
+
     def test_raising_handler(self):
         r = self.w.request("raise", {"message": "bad thing"}, rid=99)
         self.assertEqual(r["id"], 99)

@@ -294,4 +294,11 @@ test('createPool: an interpreter that does not exist → WorkerStartError naming
   }
 });
 
+test('handlers: file: URLs (objects or strings, as import.meta.resolve gives them) are their paths; other URLs and broken ones are refused by name', () => {
+  assert.equal(resolveOptions({ handlers: [new URL('file:///srv/app/handlers.py'), 'file:///srv/app/more.py', 'app.handlers', 'rel/h.py'] }).handlers, ['/srv/app/handlers.py', '/srv/app/more.py', 'app.handlers', 'rel/h.py']);
+  for (const bad of [[new URL('https://example.invalid/h.py')], ['file://remote-host/h.py'], [''], [42]]) {
+    assert.throws(() => resolveOptions({ handlers: bad as never }), (e: Error) => e instanceof InvalidOptionError && /handlers/.test(e.message));
+  }
+});
+
 test.run();
