@@ -22,38 +22,61 @@ export interface PoolEvents {
 
 export type PoolEventName = keyof PoolEvents;
 
+/** Every emitter reports its listeners' throws. */
+export interface ListenerErrorEvent {
+  listener_error: { event: string; error: unknown };
+}
+
+/** An event map (name → payload) as eventemitter3's typed listener map. */
+export type Listeners<E> = { [K in keyof E]: (payload: E[K]) => void };
+
+type Map_<E> = Listeners<E & ListenerErrorEvent>;
+
+/** The typed subscription methods of an emitter of `E` (what an interface can promise). */
+export interface TypedEvents<E extends object> {
+  on<T extends EventEmitter.EventNames<Map_<E>>>(event: T, fn: EventEmitter.EventListener<Map_<E>, T>, context?: unknown): this;
+  once<T extends EventEmitter.EventNames<Map_<E>>>(event: T, fn: EventEmitter.EventListener<Map_<E>, T>, context?: unknown): this;
+  off<T extends EventEmitter.EventNames<Map_<E>>>(event: T, fn?: EventEmitter.EventListener<Map_<E>, T>, context?: unknown, once?: boolean): this;
+}
+
 interface Registered {
   fn: (...args: unknown[]) => void;
   context: unknown;
   once: boolean;
 }
 
-export class TelemetryEmitter extends EventEmitter {
+/**
+ * Typed: `pool.on('checkin', (e) => e.runMs)` knows its payload, and an unknown event name or a
+ * wrong field does not compile (test/fast/types.test.ts compiles the cases with tsc).
+ */
+export class TelemetryEmitter<E extends object = PoolEvents> extends EventEmitter<Listeners<E & ListenerErrorEvent>> {
   /**
    * eventemitter3's emit, with each listener isolated: `once` listeners are removed before they
    * run and `context` is honoured exactly as eventemitter3 does, but a throw is caught and
    * reported instead of unwinding into the pool (and skipping the listeners after it).
    */
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    const key = EventEmitter.prefixed && typeof event === 'string' ? `${EventEmitter.prefixed}${event}` : event;
+  override emit<T extends EventEmitter.EventNames<Listeners<E & ListenerErrorEvent>>>(event: T, ...args: EventEmitter.EventArgs<Listeners<E & ListenerErrorEvent>, T>): boolean {
+    const name = event as string | symbol;
+    const key = EventEmitter.prefixed && typeof name === 'string' ? `${EventEmitter.prefixed}${name}` : name;
     const raw = (this as unknown as { _events: Record<string | symbol, Registered | Registered[] | undefined> })._events[key as string];
     if (!raw) return false;
     // A snapshot: listeners added or removed by a listener take effect from the next emit.
     const listeners = Array.isArray(raw) ? raw.slice() : [raw];
     for (const listener of listeners) {
-      if (listener.once) this.removeListener(event, listener.fn, undefined, true);
+      if (listener.once) (this as unknown as EventEmitter).removeListener(name, listener.fn, undefined, true);
       try {
         listener.fn.apply(listener.context, args);
       } catch (error) {
-        this.reportListenerError(event, error);
+        this.reportListenerError(name, error);
       }
     }
     return true;
   }
 
   private reportListenerError(event: string | symbol, error: unknown): void {
-    if (event !== 'listener_error' && this.listenerCount('listener_error') > 0) {
-      this.emit('listener_error', { event: String(event), error });
+    const self = this as unknown as EventEmitter;
+    if (event !== 'listener_error' && self.listenerCount('listener_error') > 0) {
+      self.emit('listener_error', { event: String(event), error });
     } else {
       process.stderr.write(`pyvisor: a "${String(event)}" listener threw: ${(error as Error)?.stack ?? error}\n`);
     }

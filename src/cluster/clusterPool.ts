@@ -44,7 +44,7 @@ import { BUCKET_OPTIONS, bucketName, subjects, type Subjects } from './subjects.
 import { decodeEnded, decodeHeartbeat, decodeReply, encodeArgs, encodeControl, encodeRequest, type Reply } from './envelope.js';
 import { Membership, type MembershipEvent } from './membership.js';
 import { chooseHost } from './placement.js';
-import { clusterHosts, clusterStats, clusterWorkers, type ClusterHost, type ClusterPool, type ClusterWorkerInfo } from './view.js';
+import { clusterHosts, clusterStats, clusterWorkers, type ClusterHost, type ClusterPool, type ClusterPoolEvents, type ClusterWorkerInfo } from './view.js';
 import { PlacementStore, type SessionPlacement } from './placementStore.js';
 import { ClusterRequest } from './request.js';
 import { resolveClusterOptions, type ClusterPoolOptions, type ResolvedClusterOptions } from './options.js';
@@ -66,7 +66,7 @@ function message(error: unknown): string {
   return (error as Error)?.message ?? String(error);
 }
 
-class FrontEnd extends TelemetryEmitter implements ClusterPool {
+class FrontEnd extends TelemetryEmitter<ClusterPoolEvents> implements ClusterPool {
   readonly options: ResolvedClusterOptions;
   /** This front end's id: its reply subjects are `${inbox}.<token>`. */
   readonly id = randomBytes(6).toString('hex');

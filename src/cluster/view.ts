@@ -5,6 +5,7 @@
 import { realEpochMs } from '../core/clock.js';
 import type { Executor, PoolStats, WorkerInfo } from '../core/executor.js';
 import type { HostView } from './membership.js';
+import type { TypedEvents } from '../telemetry.js';
 
 /** A host as the cluster pool sees it (from its last heartbeat). */
 export interface ClusterHost {
@@ -25,6 +26,10 @@ export interface ClusterPool extends Executor {
   /** Resolves once at least `n` hosts (default 1) are live; rejects after `timeout` ms (default 10000) with HostUnavailableError. */
   whenHosts(n?: number, timeout?: number): Promise<void>;
   workers(): ClusterWorkerInfo[];
+  /** Typed: an unknown event name or a wrong payload field does not compile. */
+  on: TypedEvents<ClusterPoolEvents>['on'];
+  once: TypedEvents<ClusterPoolEvents>['once'];
+  off: TypedEvents<ClusterPoolEvents>['off'];
 }
 
 /** Events a cluster pool emits (on/off), besides `listener_error`. */

@@ -161,6 +161,11 @@ const digest = (value: Buffer): Buffer => createHash('sha256').update(value).dig
  * Throws InvalidOptionError for a non-loopback host without `allowRemote`, or `allowRemote`
  * without a token.
  */
+/** The pool as an emitter of events by name (a local pool's and a cluster pool's names differ). */
+function events_(pool: Pool | ClusterPool): { on(name: string, fn: (...args: unknown[]) => void): unknown; off(name: string, fn: (...args: unknown[]) => void): unknown } {
+  return pool as unknown as ReturnType<typeof events_>;
+}
+
 export async function serveInspector(target: Pool | ClusterPool, options: InspectorOptions = {}): Promise<InspectorServer> {
   // A cluster pool has no actors here (each host supervises its own): hosts and workers only.
   const cluster = isClusterPool(target) ? target : null;
@@ -355,7 +360,7 @@ export async function serveInspector(target: Pool | ClusterPool, options: Inspec
       ['reconnect', ((e: { server: string }) => record({ kind: 'spawn', w: 'nats', text: `reconnected to ${e.server}` })) as never],
     );
   }
-  for (const [name, fn] of telemetry) target.on(name, fn as (...args: unknown[]) => void);
+  for (const [name, fn] of telemetry) events_(target).on(name, fn as (...args: unknown[]) => void);
   const unsubscribe = cluster ? () => {} : pool.observeInspection(onInspection);
   const unobserveRequests = cluster ? () => {} : pool.observeRequests(onRequest);
 
@@ -649,7 +654,7 @@ export async function serveInspector(target: Pool | ClusterPool, options: Inspec
       clearInterval(snapTimer);
       unsubscribe();
       unobserveRequests();
-      for (const [name, fn] of telemetry) target.off(name, fn as (...args: unknown[]) => void);
+      for (const [name, fn] of telemetry) events_(target).off(name, fn as (...args: unknown[]) => void);
       reject(err);
     };
     server.once('error', onError);
@@ -673,7 +678,7 @@ export async function serveInspector(target: Pool | ClusterPool, options: Inspec
     clearInterval(snapTimer);
     unsubscribe();
     unobserveRequests();
-    for (const [name, fn] of telemetry) target.off(name, fn as (...args: unknown[]) => void);
+    for (const [name, fn] of telemetry) events_(target).off(name, fn as (...args: unknown[]) => void);
     closing = new Promise<void>((resolve) => {
       for (const client of clients) {
         try {
