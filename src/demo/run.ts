@@ -114,7 +114,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   };
 
   const { python, engine } = demoEngine(options.python);
-  const title = `pyvisor demo — ${options.workers} Python workers · ${options.sessions} sessions · ${engine} · dummy LM · ${seconds(options.durationMs)}`;
+  const title = `pyvisor demo — ${options.workers} workers · ${options.sessions} sessions · ${engine} · dummy LM · ${seconds(options.durationMs)}`;
   if (!region) out.write(`${title}\n`);
   note(`starting ${options.workers} workers…`);
 

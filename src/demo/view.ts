@@ -99,13 +99,13 @@ export function frame(s: Snapshot, title: string, style: Style, columns = 100): 
   }
   lines.push('');
   lines.push(
-    `throughput ${style.bold(lpad(num(s.throughput), 6))} exec/s   latency p50 ${style.bold(ms(s.latency.p50))}  p99 ${style.bold(ms(s.latency.p99))}   sessions active ${style.bold(String(s.activeSessions))}/${s.sessions}`,
+    `${style.bold(lpad(num(s.throughput), 6))} exec/s · p50 ${style.bold(ms(s.latency.p50))} · p99 ${style.bold(ms(s.latency.p99))} · sessions active ${style.bold(String(s.activeSessions))}/${s.sessions}`,
   );
   const bad = (n: number, label: string) => (n > 0 ? style.red(`${num(n)} ${label}`) : `${num(n)} ${label}`);
   lines.push(`executions ${style.bold(num(s.executions))}: ${style.green(`${num(s.executions - s.wrong)} ok`)} · ${bad(s.wrong, 'wrong')} · ${bad(s.failed, 'failed')}`);
   lines.push(`restores ${num(s.restores)} · retries ${num(s.retries)} · worker restarts ${s.restarts}`);
   // Restores are routing, not failures: say so, or a count before any crash reads as alarming.
-  lines.push(style.dim('restores: calls that rebuilt their program on a worker that lacked it, in the same call'));
+  lines.push(style.dim('restores: a worker lacked the program and rebuilt it within the call'));
   lines.push(style.dim('retries: calls sent again after their worker died under them'));
   lines.push('');
   lines.push(style.dim('events'));
