@@ -3,7 +3,7 @@
  * The `pyvisor` command line. docs/CLI.md describes every command.
  *
  *   pyvisor demo [--sessions N] [--duration S] [--workers N] [--no-kill] [--python PATH]
- *   pyvisor call <command> [json-args] [--session S] [--handlers FILE...] [--python PATH] [--timeout MS]
+ *   pyvisor call <command> [json-args] [--session S] [--handlers FILE]... [--python PATH] [--timeout MS]
  *   pyvisor inspect ...
  *   pyvisor agent --nats URL --pool NAME [--host-id ID] [--pool-size N] [--worker-concurrency N] [--handlers FILE...]
  *
@@ -214,7 +214,7 @@ Exit codes: 0 success, 1 the call failed (or the demo failed), 2 bad usage, 130 
 Examples:
   pyvisor demo --duration 10 --sessions 12
   pyvisor call ping
-  pyvisor call echo '{"hello":"world"}' --handlers test/fixtures/handlers/echo_handlers.py
+  pyvisor call echo --handlers ./my_handlers.py '{"hello":"world"}'
   pyvisor call create_program '{"id":"qa","signature":{"inputs":["question"],"outputs":["answer"]}}' --session s1`,
     );
 
@@ -235,7 +235,8 @@ Examples:
     .argument('<command>', 'the command name (ping, get_stats, create_program, a handler of yours, ...)')
     .argument('[json-args]', 'the command\'s args as JSON; bytes as {"$bytes": "<base64>"}')
     .option('-s, --session <id>', 'run in this session (required by the DSPy commands)', nonEmpty('--session'))
-    .option('--handlers <files...>', 'Python files or modules to load into the worker (repeatable)', collect)
+    // One value per flag (repeat it for more): a variadic flag would swallow the JSON args after it.
+    .option('--handlers <file>', 'a Python file or module to load into the worker (repeat for more)', collect)
     .option('--python <path>', 'Python interpreter (default $PYVISOR_PYTHON or python3)', nonEmpty('--python'))
     .option('--timeout <ms>', 'ms the command may run', positiveNumber(2 ** 31 - 1, 'milliseconds'))
     .option('--compact', 'print the JSON on one line')

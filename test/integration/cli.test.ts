@@ -108,6 +108,14 @@ test('call ping prints the result as JSON', async () => {
   assert.not.ok(isAlive(result.pid), `the worker ${result.pid} outlived the CLI`);
 });
 
+test('--handlers takes one value (repeatable): JSON args after it are the args, not a module', async () => {
+  const r = await cli(['call', 'echo', '--handlers', HANDLERS, '{"x":1}', '--compact']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout.trim(), '{"x":1}');
+  const twice = await cli(['call', 'pid', '--handlers', HANDLERS, '--handlers', 'test/fixtures/handlers/pool_handlers.py']);
+  assert.is(twice.code, 0, twice.stderr);
+});
+
 test('call echo with --handlers round-trips JSON, and bytes as {"$bytes": base64}', async () => {
   const args = { hello: 'world', n: [1, 2.5, null, true], nested: { data: { $bytes: Buffer.from('hi there').toString('base64') } } };
   const r = await cli(['call', 'echo', JSON.stringify(args), '--handlers', HANDLERS, '--compact']);
