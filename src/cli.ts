@@ -244,7 +244,7 @@ Examples:
     .addHelpText('after', '\nThe result is printed as JSON on stdout; bytes appear as {"$bytes": "<base64>"}.\nOn failure the error code and message go to stderr and the exit code is 1.')
     .action(async (command: string, jsonArgs: string | undefined, opts: CallOptions) => setExit(await call(command, jsonArgs, opts, io)));
 
-  registerInspectCommand(program);
+  registerInspectCommand(program, setExit);
   registerAgentCommand(program, setExit);
   return program;
 }

@@ -183,6 +183,14 @@ def _secure_fds():
     return in_fd, out_fd
 
 
+def _one_line(e):
+    """``SyntaxError: expected ':' (handlers.py, line 7)``: the exception as one line."""
+    text = "%s: %s" % (type(e).__name__, e)
+    if isinstance(e, SyntaxError) and e.filename and "line" not in str(e):
+        text += " (%s, line %s)" % (os.path.basename(e.filename), e.lineno)
+    return " ".join(text.split())
+
+
 def main(argv=None, preload=(), default_mode="standalone", prog=None):
     """Process entry point: see the module docstring. Never returns.
 
@@ -221,6 +229,10 @@ def main(argv=None, preload=(), default_mode="standalone", prog=None):
             sys.stderr.write("pyvisor worker %s: failed to load handlers %r:\n"
                              % (worker.worker_id, spec))
             traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+            # The last line is what the host's start error quotes: the file and the error, in one.
+            sys.stderr.write("pyvisor worker %s: could not load handlers %r: %s\n"
+                             % (worker.worker_id, spec, _one_line(e)))
+            sys.stderr.flush()
             _hard_exit(EXIT_HANDLER_IMPORT)
 
     if worker.term_requested:

@@ -21,6 +21,10 @@ export interface InspectOptions {
   killEvery?: number;
   /** Show command arguments and results on the page (sanitize: false). */
   showArgs?: boolean;
+  /** Your handler files or modules, loaded into the workers beside the DSPy preset's commands. */
+  handlers?: string[];
+  /** The interpreter (default $PYVISOR_PYTHON or python3). */
+  python?: string;
 }
 
 export interface InspectHandle {
@@ -151,6 +155,8 @@ export async function startInspectDemo(options: InspectOptions = {}, say: (line:
     healthCheckInterval: 5_000,
     overflowIdle: 5_000,
     sessionTtl: 60_000,
+    ...(options.handlers?.length ? { handlers: options.handlers } : {}),
+    ...(options.python ? { python: options.python } : {}),
   });
   let server: InspectorServer;
   try {
@@ -175,7 +181,7 @@ export async function startInspectDemo(options: InspectOptions = {}, say: (line:
   };
 }
 
-export function registerInspectCommand(program: Command): void {
+export function registerInspectCommand(program: Command, setExit: (code: number) => void = (code) => (process.exitCode = code)): void {
   program
     .command('inspect')
     .description('start a demo pool of Python workers under light load and serve the live inspector page')
@@ -186,19 +192,24 @@ export function registerInspectCommand(program: Command): void {
     .option('--no-load', 'no synthetic load and no crashes: just an idle pool')
     .option('--kill-every <s>', 'SIGKILL a random worker every s seconds (0 = never)', intOption('--kill-every', 0, 86_400), 20)
     .option('--show-args', 'show command arguments and results on the page (sanitize: false)')
-    .action(async (opts: { port: number; host: string; workers: number; token?: string; load: boolean; killEvery: number; showArgs?: boolean }) => {
+    .option('--handlers <file>', 'a Python file or module of yours to load into the workers (repeat for more)', (raw: string, previous: string[] | undefined) => {
+      if (raw.length === 0) throw new InvalidArgumentError('a handler path must not be empty');
+      return [...(previous ?? []), raw];
+    })
+    .option('--python <path>', 'Python interpreter (default $PYVISOR_PYTHON or python3)')
+    .action(async (opts: { port: number; host: string; workers: number; token?: string; load: boolean; killEvery: number; showArgs?: boolean; handlers?: string[]; python?: string }) => {
       const say = (line: string) => process.stdout.write(`${line}\n`);
       let handle: InspectHandle;
       try {
         handle = await startInspectDemo(opts, say);
       } catch (error) {
         process.stderr.write(`pyvisor inspect: ${(error as Error).message}\n`);
-        process.exitCode = 1;
+        setExit(1);
         return;
       }
       const pids = handle.pool.workers().filter((w) => !w.overflow).map((w) => w.pid).filter(Boolean).join(', ');
       say(`pyvisor inspector: ${handle.url}`);
-      say(`  pool: ${opts.workers} Python workers (pids ${pids})`);
+      say(`  pool: ${opts.workers} Python workers (pids ${pids})${opts.handlers?.length ? `, your handlers: ${opts.handlers.join(', ')}` : ''}`);
       say(
         opts.load
           ? `  load: pings and 3 sessions running programs${opts.killEvery > 0 ? `; one worker is SIGKILLed every ${opts.killEvery} s` : ''}`

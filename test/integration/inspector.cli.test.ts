@@ -70,6 +70,30 @@ test('pyvisor inspect serves the page of a live demo pool and stops cleanly on S
   assert.match(cli.output(), /stopped; no worker process is left/);
 });
 
+test('pyvisor inspect --handlers FILE --python PATH: your handlers are loaded in the demo pool', async () => {
+  const cli = startCli(['--workers', '1', '--no-load', '--handlers', 'test/fixtures/handlers/echo_handlers.py', '--python', process.env.PYVISOR_PYTHON || 'python3']);
+  child = cli.proc;
+  const url = (await cli.until('the URL', /pyvisor inspector: (http:\/\/127\.0\.0\.1:\d+\/)\n/))[1]!;
+  const line = (await cli.until('the pool line', /pool: 1 Python workers \(pids (\d+)\), your handlers: (\S+)/));
+  tracker.add(Number(line[1]));
+  assert.is(line[2], 'test/fixtures/handlers/echo_handlers.py');
+  assert.is((await fetch(url)).status, 200);
+  cli.proc.kill('SIGINT');
+  const { code } = await cli.exited;
+  child = null;
+  assert.is(code, 0, cli.output());
+});
+
+test('pyvisor inspect --handlers with a broken file: exit 1, and the message names the file and the Python error', async () => {
+  const cli = startCli(['--workers', '1', '--no-load', '--handlers', 'test/fixtures/handlers/syntax_error.py']);
+  child = cli.proc;
+  const { code } = await cli.exited;
+  child = null;
+  assert.is(code, 1, cli.output());
+  assert.match(cli.output(), /pyvisor inspect: .*syntax_error\.py/);
+  assert.match(cli.output(), /SyntaxError/);
+});
+
 test('no Python process started here is still alive', () => {
   assertAllDead(tracker);
 });
