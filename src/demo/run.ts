@@ -122,6 +122,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     poolSize: options.workers,
     maxOverflow: 0,
     checkoutTimeout: 30_000,
+    // Worker stderr goes into the demo's event list: written straight to the terminal it would
+    // tear the live view.
+    logs: 'events',
     ...(python ? { python } : {}),
     restart: { maxRestarts: 5, maxSeconds: 5 },
   });
@@ -149,6 +152,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     if (e.reason === 'worker_crashed' || e.reason === 'worker_lost') note(`${style.yellow('retry')} ${e.sessionId}/${e.programId}: worker died under the call, retrying on a live one`);
   });
   note(`pool ready: ${pool.workers().map((w) => `${w.id}=${w.pid}`).join(' ')}`);
+  pool.on('worker_log', (e) => note(`${style.dim(`[${e.workerId} ${e.pid ?? '-'}]`)} ${e.line}`));
 
   // ---- the load ---------------------------------------------------------------------------
   const latency = new LatencyWindow(8192);
