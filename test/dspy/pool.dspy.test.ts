@@ -205,9 +205,12 @@ test('a crash under a streaming program is WorkerCrashedError from the iterator'
   const s = py.sessionAdapter('crash-stream');
   await s.configureLM(openai('delay200'));
   await s.createProgram(QA);
+  const before = chat.seen('delay200').length;
   const iterator = s.streamProgram('qa', { question: 'q' })[Symbol.asyncIterator]();
   const pending = iterator.next();
-  await new Promise((r) => setTimeout(r, 50)); // the LM call is under way (it takes 200 ms)
+  // Synchronized on the LM server having the call (it answers after 200 ms), not on a delay.
+  for (const end = Date.now() + 10_000; chat.seen('delay200').length === before && Date.now() < end; ) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(chat.seen('delay200').length > before, 'the streamed LM call reached the server');
   process.kill(pool.workers()[0]!.pid!, 'SIGKILL');
   const error = await pending.then(() => null, (e: unknown) => e);
   assert.instance(error, WorkerCrashedError);
