@@ -18,7 +18,7 @@ export type ProcessEvent =
   /** The process broke the protocol: it cannot be trusted with another request. */
   | { type: 'PROC.PROTOCOL_ERROR'; failure: Failure }
   /** `inflight`: how many requests the process had when it died (0: nobody's request killed it). */
-  | { type: 'PROC.EXIT'; exit: ExitInfo; startFailure?: Failure; inflight: number };
+  | { type: 'PROC.EXIT'; exit: ExitInfo; startFailure?: Failure; /** With startFailure: spawn(2)'s errno, when known. */ spawnErrno?: string | null; inflight: number };
 
 /** Sent by a worker machine to its process actor. */
 export type ProcessCommand =
@@ -42,8 +42,13 @@ export type ExitReason = 'normal' | 'shutdown' | { abnormal: string };
 /** Child → supervisor. Every supervised child machine speaks this. */
 export type ChildReport =
   | { type: 'CHILD.STARTED'; id: string; pid: number | null }
-  | { type: 'CHILD.START_FAILED'; id: string; error: Failure }
-  | { type: 'CHILD.EXITED'; id: string; reason: ExitReason; error?: Failure }
+  | { type: 'CHILD.START_FAILED'; id: string; error: Failure; deterministic?: boolean }
+  /**
+   * `deterministic`: the child failed before it was ever ready in a way the same start would
+   * repeat — its process exited on its own (a handler file that does not import) or could not be
+   * spawned (no such interpreter) — as opposed to a timeout or a kill, which may not recur.
+   */
+  | { type: 'CHILD.EXITED'; id: string; reason: ExitReason; error?: Failure; deterministic?: boolean }
   | { type: 'CHILD.STOPPED'; id: string };
 
 /** Supervisor → child. */

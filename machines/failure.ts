@@ -45,8 +45,8 @@ export function pythonFailure(type: string, message: string, traceback: string, 
 }
 
 /** ESCALATED: the supervisor gave up. The message leads with the root cause when there is one. */
-export function escalated(supervisorId: string, restarts: number, windowMs: number, cause: Failure | null): Failure {
-  const budget = `more than ${restarts} restarts within ${windowMs} ms`;
+export function escalated(supervisorId: string, restarts: number, windowMs: number, cause: Failure | null, repeatedStart = false): Failure {
+  const budget = repeatedStart ? `the same start failure twice within ${windowMs} ms` : `more than ${restarts} restarts within ${windowMs} ms`;
   const root = cause ? rootCause(cause) : null;
   return {
     code: 'ESCALATED',

@@ -90,6 +90,13 @@ export interface SupervisorContext {
   /** True until the first full start of the static children has succeeded. */
   initializing: boolean;
   lastFailure: Failure | null;
+  /**
+   * The last deterministic failure to start (see ChildReport) within the intensity window, with
+   * the child's id blanked out so that two workers failing on the same file match.
+   */
+  bootFailure: string | null;
+  /** The failure just recorded is that one again: restarting cannot help. */
+  bootFailureRepeated: boolean;
   escalation: Failure | null;
 }
 
@@ -105,6 +112,22 @@ function shouldRestart(restart: RestartType, reason: ExitReason): boolean {
   if (reason === 'normal') return false;
   if (reason === 'shutdown') return false;
   return true; // transient, abnormal
+}
+
+/**
+ * What a deterministic start failure would look like for any child: the same interpreter, file and
+ * Python error give the same signature whichever worker met them.
+ */
+function bootSignature(id: string, error: Failure | undefined): string {
+  const asWord = new RegExp(`(?<![\\w-])${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w-])`, 'g');
+  return (error?.message ?? '').replace(asWord, '<child>');
+}
+
+/** Record a child's failure to start; note whether it repeats the window's last deterministic one. */
+function noteBootFailure(context: SupervisorContext, id: string, error: Failure | undefined, deterministic: boolean | undefined): Partial<SupervisorContext> {
+  if (!deterministic) return { bootFailureRepeated: false };
+  const signature = bootSignature(id, error);
+  return { bootFailure: signature, bootFailureRepeated: context.bootFailure === signature };
 }
 
 function entryOf(context: SupervisorContext, id: string): ChildEntry | undefined {
@@ -151,6 +174,9 @@ export const supervisorMachine = setup({
     isTemporaryStartHead: ({ context, event }) =>
       event.type === 'CHILD.START_FAILED' && context.plan?.stop.length === 0 && context.plan?.start[0] === event.id && entryOf(context, event.id)?.spec.restart === 'temporary',
     intensityExceeded: ({ context }) => context.recentRestarts > context.maxRestarts,
+    // Beyond OTP: the same deterministic start failure twice in one window is final; spending the
+    // rest of the budget would only start more interpreters that fail the same way.
+    bootFailureRepeated: ({ context }) => context.bootFailureRepeated,
     isKnownRunningChild: ({ context, event }) => event.type === 'CHILD.EXITED' && entryOf(context, event.id)?.status === 'running',
     mustRestart: ({ context, event }) => {
       if (event.type !== 'CHILD.EXITED') return false;
@@ -215,10 +241,14 @@ export const supervisorMachine = setup({
       enqueue.assign({ recentRestarts: context.recentRestarts + 1 });
       enqueue.raise({ type: 'RESTART_EXPIRED' }, { delay: context.periodMs });
     }),
-    expireRestart: assign(({ context }) => ({ recentRestarts: Math.max(0, context.recentRestarts - 1) })),
+    expireRestart: assign(({ context }) => {
+      const recentRestarts = Math.max(0, context.recentRestarts - 1);
+      return recentRestarts === 0 ? { recentRestarts, bootFailure: null } : { recentRestarts };
+    }),
     recordStartFailure: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'CHILD.START_FAILED') return;
       enqueue.assign({
+        ...noteBootFailure(context, event.id, event.error, event.deterministic),
         lastFailure: event.error,
         retry: context.plan,
         plan: null,
@@ -247,7 +277,11 @@ export const supervisorMachine = setup({
       if (event.type !== 'CHILD.EXITED') return;
       const child = entryOf(context, event.id)!;
       const restarting = child.status === 'running' && shouldRestart(child.spec.restart, event.reason);
-      enqueue.assign({ lastFailure: event.error ?? context.lastFailure, children: withStatus(context.children, event.id, { status: 'exited', pid: null }) });
+      enqueue.assign({
+        ...noteBootFailure(context, event.id, event.error, event.deterministic),
+        lastFailure: event.error ?? context.lastFailure,
+        children: withStatus(context.children, event.id, { status: 'exited', pid: null }),
+      });
       enqueue.emit({ type: 'child_exited', id: event.id, reason: event.reason, error: event.error, restarting });
       if (!restarting && child.spec.restart === 'temporary') {
         enqueue.assign(({ context: c }) => ({ children: c.children.filter((x) => x.spec.id !== event.id) }));
@@ -297,7 +331,7 @@ export const supervisorMachine = setup({
     })),
     markStarted: assign({ initializing: false }),
     escalate: enqueueActions(({ context, enqueue }) => {
-      const error = escalated(context.id, context.maxRestarts, context.periodMs, context.lastFailure);
+      const error = escalated(context.id, context.maxRestarts, context.periodMs, context.lastFailure, context.bootFailureRepeated);
       enqueue.assign({ escalation: error });
       enqueue.emit({ type: 'escalation', error });
     }),
@@ -316,6 +350,8 @@ export const supervisorMachine = setup({
     recentRestarts: 0,
     initializing: true,
     lastFailure: null,
+    bootFailure: null,
+    bootFailureRepeated: false,
     escalation: null,
   }),
   entry: ['spawnChildren', 'planInitialStart'],
@@ -343,6 +379,7 @@ export const supervisorMachine = setup({
     restartDecision: {
       always: [
         { guard: 'intensityExceeded', target: 'escalating' },
+        { guard: 'bootFailureRepeated', target: 'escalating' },
         { target: 'busy' },
       ],
     },
@@ -367,6 +404,7 @@ export const supervisorMachine = setup({
     startFailed: {
       always: [
         { guard: 'intensityExceeded', target: 'escalating' },
+        { guard: 'bootFailureRepeated', target: 'escalating' },
         { target: 'running', actions: 'postTryAgain' },
       ],
     },

@@ -99,6 +99,9 @@ export interface WorkerContext {
   info: WorkerInfo;
 }
 
+/** spawn(2) errors that a retry meets again (no such file, not executable); EAGAIN, EMFILE, ENOMEM may pass. */
+const PERMANENT_SPAWN_ERRORS = new Set(['ENOENT', 'EACCES', 'ENOTDIR', 'ENOEXEC', 'ELOOP', 'ENAMETOOLONG']);
+
 const DEFAULTS = { startTimeout: 30_000, pingTimeout: 5_000, shutdown: 5_000 as ShutdownSpec };
 
 /** The crash barrier's cooldown before the n-th crash in a row is replaced: 0, 25, 50, 100, 200, 250, 250 … ms. */
@@ -205,11 +208,13 @@ export const workerMachine = setup({
       else failure = startFailed(workerId, python, `not ready within ${context.config.startTimeout} ms`);
       return { info: { ...context.info, failure } };
     }),
-    reportStartFailed: enqueueActions(({ context, enqueue }) => {
+    reportStartFailed: enqueueActions(({ context, event, enqueue }) => {
       const { workerId } = context.config;
       const error = context.info.failure!;
-      if (context.info.startPending) enqueue.sendParent({ type: 'CHILD.START_FAILED', id: workerId, error } satisfies ChildReport);
-      else enqueue.sendParent({ type: 'CHILD.EXITED', id: workerId, reason: { abnormal: error.message }, error } satisfies ChildReport);
+      // Exited on its own before ready, or could not be spawned for good: the same start would fail the same way.
+      const deterministic = event.type === 'PROC.EXIT' && (event.startFailure ? PERMANENT_SPAWN_ERRORS.has(event.spawnErrno ?? '') : event.exit.signal === null);
+      if (context.info.startPending) enqueue.sendParent({ type: 'CHILD.START_FAILED', id: workerId, error, deterministic } satisfies ChildReport);
+      else enqueue.sendParent({ type: 'CHILD.EXITED', id: workerId, reason: { abnormal: error.message }, error, deterministic } satisfies ChildReport);
       enqueue.assign({ info: { ...context.info, startPending: false } });
     }),
     reportExit: enqueueActions(({ context, enqueue }) => {

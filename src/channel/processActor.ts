@@ -14,6 +14,15 @@ import { ProtocolError, PyvisorError, WorkerCrashedError, WorkerStartError, toWi
 import type { ProcessLink, ProcessPort, PythonErrorInfo, Spawner } from './link.js';
 import { WorkerProcess, strayIdOf, strayReply } from './workerProcess.js';
 
+/** The errno spawn(2) failed with (ENOENT, EAGAIN...), from the start error's cause chain. */
+function errnoOf(error: unknown): string | null {
+  for (let at = error, depth = 0; at instanceof Error && depth < 4; at = at.cause, depth++) {
+    const code = (at as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return code;
+  }
+  return null;
+}
+
 export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCommand, ProcessActorInput> {
   return fromCallback<ProcessCommand, ProcessActorInput>(({ input, sendBack, receive }) => {
     const { workerId, generation } = input;
@@ -50,7 +59,7 @@ export function processActorLogic(spawn: Spawner): CallbackActorLogic<ProcessCom
       onExit(exit, startError) {
         // After disposal the kill is the owner's doing: its requests get the owner's reason.
         const inflight = settleAll(disposed ? null : new WorkerCrashedError(workerId, port?.pid, exit), exit);
-        send({ type: 'PROC.EXIT', exit, inflight, ...(startError ? { startFailure: toWire(startError) } : {}) });
+        send({ type: 'PROC.EXIT', exit, inflight, ...(startError ? { startFailure: toWire(startError), spawnErrno: errnoOf(startError) } : {}) });
       },
     });
     const live: ProcessPort = port;

@@ -61,7 +61,11 @@ export interface StartFault {
    * import). 'spawn': the process cannot be started at all (a missing interpreter).
    */
   phase?: 'boot' | 'spawn';
-  /** Exit during start with this code (default 3) and these stderr lines... */
+  /** phase 'spawn': the errno spawn(2) fails with (default 'ENOENT'; 'EAGAIN' is one a retry may not meet). */
+  errno?: string;
+  /** Killed by this signal during start (e.g. 'SIGKILL', the OOM killer), which a retry may not meet... */
+  signal?: string;
+  /** ...or exit during start with this code (default 3) and these stderr lines... */
   code?: number;
   stderr?: string[];
   /** ...or never become ready. */
@@ -449,14 +453,15 @@ export function createSimulation(options: SimulationOptions = {}): Simulation {
       proc.alive = false;
       proc.exit = { code: null, signal: null, stderrTail: [] };
       proc.exitSeq = ++exitCount;
-      hooks.onExit(proc.exit, new WorkerStartError(workerId, 'sim', 'spawn failed (simulated)'));
+      const errno = fault.errno ?? 'ENOENT';
+      hooks.onExit(proc.exit, new WorkerStartError(workerId, 'sim', `spawn failed (simulated ${errno})`, '', { cause: Object.assign(new Error(`spawn sim ${errno}`), { code: errno }) }));
       return port;
     }
     hooks.onSpawned(proc.pid, 'sim');
     const announce = () => {
       if (!proc.alive) return;
       if (fault && !fault.hang) {
-        exitProcess(proc, { code: fault.code ?? 3, signal: null, stderrTail: fault.stderr ?? ['Traceback (most recent call last):', 'SyntaxError: invalid syntax (simulated)'] }, true);
+        exitProcess(proc, { code: fault.signal ? null : fault.code ?? 3, signal: fault.signal ?? null, stderrTail: fault.stderr ?? ['Traceback (most recent call last):', 'SyntaxError: invalid syntax (simulated)'] }, true);
         return;
       }
       if (fault?.hang) return;
