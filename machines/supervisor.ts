@@ -22,8 +22,8 @@ import type { ChildReport, ExitReason } from './events.js';
 import { escalated, type Failure } from './failure.js';
 import type { ShutdownSpec } from './worker.js';
 
-export type RestartType = 'permanent' | 'transient' | 'temporary';
-export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
+import type { RestartType, Strategy } from './strategy.js';
+export type { RestartType, Strategy } from './strategy.js';
 
 export interface ChildSpec {
   id: string;

@@ -11,3 +11,4 @@ export { PythonPool, SessionAdapter } from './adapter/pythonPool.js';
 export type { ProgramType, FieldSpec, SignatureSpec, ProgramConfig, LMConfig, DummyLMConfig, OpenAILMConfig, LMInfo, ProgramCallOptions, ExecuteResult, ProgramInfo, ProgramSummary, PythonPoolEvents, PythonPoolStats, RestoreReason, ExportedProgram, TrainingExample, OptimizeOptions, OptimizeResult, ProgramStreamEvent, TokenUsage } from './adapter/pythonPool.js';
 export { serveInspector } from './inspector/server.js';
 export type { InspectorOptions, InspectorServer } from './inspector/server.js';
+export type { ActorRefView, ActorSnapshotView, InspectionEventView, InspectedActorView, EventView, ActorLogicView } from './core/actorView.js';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { InvalidOptionError } from './errors.js';
 import { AFFINITIES, type Affinity } from './routing/route.js';
-import type { Strategy } from '../machines/supervisor.js';
+import type { Strategy } from '../machines/strategy.js';
 
 export interface RestartOptions {
   strategy?: Strategy;

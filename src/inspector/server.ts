@@ -361,7 +361,7 @@ export async function serveInspector(target: Pool | ClusterPool, options: Inspec
     );
   }
   for (const [name, fn] of telemetry) events_(target).on(name, fn as (...args: unknown[]) => void);
-  const unsubscribe = cluster ? () => {} : pool.observeInspection(onInspection);
+  const unsubscribe = cluster ? () => {} : pool.observeInspection((event) => onInspection(event as unknown as InspectionEvent));
   const unobserveRequests = cluster ? () => {} : pool.observeRequests(onRequest);
 
   // Seed the current states, so the first transition of each worker has a true `from`.

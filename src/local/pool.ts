@@ -8,6 +8,7 @@
  * WorkerHandle.reply → Dispatcher.finish. No actor event on it when a worker is free.
  */
 import { createActor, type Actor, type AnyActorRef, type CallbackActorLogic, type InspectionEvent } from 'xstate';
+import type { ActorLogicView, ActorRefView, InspectionEventView } from '../core/actorView.js';
 import { InvalidOptionError, AbortError, PoolClosedError, SessionNotFoundError, fromWire, type PyvisorError, type SupervisorEscalationError } from '../errors.js';
 import { checkExecuteOptions, checkStreamOptions, type ExecuteOptions, type ResolvedOptions, type StreamOptions } from '../options.js';
 import { TelemetryEmitter } from '../telemetry.js';
@@ -43,7 +44,8 @@ function logSink(mode: ResolvedOptions['logs'], emit: (workerId: string, pid: nu
 
 /** What differs between a real pool and a simulated one. */
 export interface PoolSeams {
-  processLogic: CallbackActorLogic<ProcessCommand, ProcessActorInput>;
+  /** The `pythonProcess` actor logic (src/channel/processActor.ts): real processes or the simulation's. */
+  processLogic: ActorLogicView;
   /** The pool's one clock: every timer and measurement. */
   clock: Clock;
   /** Resident memory of a pid in MiB, or null if unknown. */
@@ -139,7 +141,7 @@ export class Pool extends TelemetryEmitter implements Executor {
       },
     });
 
-    const worker = workerMachine.provide({ actors: { pythonProcess: seams.processLogic } });
+    const worker = workerMachine.provide({ actors: { pythonProcess: seams.processLogic as CallbackActorLogic<ProcessCommand, ProcessActorInput> } });
     const initialWorkers = options.lazy ? [] : Array.from({ length: options.poolSize }, (_, i) => `worker_${i + 1}`);
     this.workerSpec = (id: string, overflow: boolean): ChildSpec => {
       const handle = new WorkerHandle(id, overflow, this.handleHost);
@@ -235,8 +237,8 @@ export class Pool extends TelemetryEmitter implements Executor {
   }
 
   /** Receive every XState inspection event of the pool's actors (what the inspector page streams). */
-  observeInspection(listener: (event: InspectionEvent) => void): () => void {
-    const subscription = this.root.system.inspect(listener);
+  observeInspection(listener: (event: InspectionEventView) => void): () => void {
+    const subscription = this.root.system.inspect(listener as (event: InspectionEvent) => void);
     return () => subscription.unsubscribe();
   }
 
@@ -368,8 +370,8 @@ export class Pool extends TelemetryEmitter implements Executor {
   }
 
   /** The root actor, for inspection and tooling. */
-  get actor(): Actor<typeof poolSupervisorMachine> {
-    return this.root;
+  get actor(): ActorRefView {
+    return this.root as unknown as ActorRefView;
   }
 
   get isClosed(): boolean {

@@ -13,6 +13,7 @@ import { workerMachine } from '../../machines/worker.js';
 import { processActorLogic } from '../channel/processActor.js';
 import type { ProcessHooks, ProcessPort } from '../channel/link.js';
 import type { Clock } from '../core/clock.js';
+import type { ActorLogicView } from '../core/actorView.js';
 import { Pool } from '../local/pool.js';
 import { resolveOptions, type PoolOptions } from '../options.js';
 
@@ -139,11 +140,12 @@ interface Live extends FakeProcess {
 }
 
 export interface Simulation {
-  clock: SimulatedClock;
-  /** The fake `pythonProcess` actor logic. */
-  processLogic: CallbackActorLogic<ProcessCommand, ProcessActorInput>;
-  /** The real worker machine with the fake process provided. */
-  workerMachine: typeof workerMachine;
+  /** The simulated clock: give it to `createActor(logic, { clock: sim.clock })`; move it with advance(). */
+  clock: Clock;
+  /** The fake `pythonProcess` actor logic (XState logic: see ActorLogicView). */
+  processLogic: ActorLogicView;
+  /** The real worker machine with the fake process provided (XState logic: see ActorLogicView). */
+  workerMachine: ActorLogicView;
   handle(cmd: string, handler: SimHandler, options?: HandlerOptions): Simulation;
   /** A handler result that never replies (SIGINT still interrupts it, unless `uninterruptible`). */
   hang(options?: { uninterruptible?: boolean }): symbol;
