@@ -1,61 +1,133 @@
 /**
- * Layer 3: the recipes in examples/ run as a user runs them (against the built package, so
- * `npm run build` first; npm ci does it). examples/http-server.mjs: a POST reaches a real
- * Python worker, a Python error becomes 422 with the error as data, SIGTERM drains and exits 0,
- * and no worker it started is left.
+ * Layer 3: the recipes in examples/ run as a user runs them, each in a Node process of its own,
+ * importing 'pyvisor' by name (against the built package, so `npm run build` first; npm ci does
+ * it). Each test synchronizes on the example's output lines and ends by proving that no Python
+ * worker the example started is alive. The recipes that need the DSPy virtualenv are run by
+ * test/dspy/examples.dspy.test.ts.
+ *
+ *   express-server.mjs  POSTs reach a real Python worker; errors become statuses by code; on
+ *                       SIGTERM a request in flight still answers, a new one is refused, exit 0
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ECHO_HANDLERS, PYTHON, ROOT, isAlive } from './helpers.js';
+import { PYTHON, ROOT, isAlive } from './helpers.js';
 
-let child: ChildProcess | null = null;
-const pids: number[] = [];
+const EXAMPLES = join(ROOT, 'examples');
+const running = new Set<ChildProcess>();
 
-test('examples/http-server.mjs: serves commands, maps errors to statuses, drains on SIGTERM', async () => {
-  assert.ok(existsSync(join(ROOT, 'dist', 'src', 'index.js')), 'dist/ is missing: run `npm run build`');
-  child = spawn(process.execPath, [join(ROOT, 'examples', 'http-server.mjs')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', HANDLERS: ECHO_HANDLERS, PYVISOR_PYTHON: PYTHON },
+interface Example {
+  child: ChildProcess;
+  /** stdout and stderr as they arrived, interleaved. */
+  output(): string;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match of `re` in the output (so far or to come); rejects if the process ends first. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  /** The exit code, once stdout and stderr are closed. */
+  exited(timeoutMs?: number): Promise<number | null>;
+}
+
+function runExample(file: string, options: { args?: string[]; env?: Record<string, string>; cwd?: string } = {}): Example {
+  const child = spawn(process.execPath, [file, ...(options.args ?? [])], {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, PYVISOR_PYTHON: PYTHON, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  let all = '';
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
-  const listening = await new Promise<RegExpMatchArray>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "listening" line:\n${out}`)), 30_000);
-    child!.stdout!.on('data', () => {
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+) with \d+ Python workers \(pids ([\d, ]+)\)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    });
-  });
-  pids.push(...listening[2]!.split(', ').map(Number));
+  let err = '';
+  const listeners = new Set<() => void>();
+  child.stdout!.on('data', (d) => ((out += d), (all += d), listeners.forEach((l) => l())));
+  child.stderr!.on('data', (d) => ((err += d), (all += d), listeners.forEach((l) => l())));
+  let code: number | null | undefined;
+  const closed = new Promise<number | null>((resolve) =>
+    child.on('close', (c) => {
+      running.delete(child);
+      code = c;
+      listeners.forEach((l) => l());
+      resolve(c);
+    }),
+  );
+  return {
+    child,
+    output: () => all,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor: (re, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const done = (f: () => void) => (clearTimeout(timer), listeners.delete(check), f());
+        const check = () => {
+          const m = re.exec(all);
+          if (m) done(() => resolve(m));
+          else if (code !== undefined) done(() => reject(new Error(`exited (${code}) without ${re}:\n${all}`)));
+        };
+        const timer = setTimeout(() => done(() => reject(new Error(`no ${re} within ${timeoutMs} ms:\n${all}`))), timeoutMs);
+        listeners.add(check);
+        check();
+      }),
+    exited: (timeoutMs = 30_000) =>
+      Promise.race([closed, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms:\n${all}`)), timeoutMs).unref())]),
+  };
+}
+
+const pidList = (text: string) => text.split(/,\s*/).map(Number);
+const assertDead = (pids: number[], what: string) => assert.equal(pids.filter(isAlive), [], `no worker of ${what} is alive`);
+
+test.before(() => {
+  assert.ok(existsSync(join(ROOT, 'dist', 'src', 'index.js')), 'dist/ is missing: run `npm run build`');
+});
+
+test('examples/express-server.mjs: commands by POST, errors to statuses by code, SIGTERM drains the request in flight, exit 0', async () => {
+  const ex = runExample(join(EXAMPLES, 'express-server.mjs'), { env: { PORT: '0' } });
+  const listening = await ex.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+) with (\d+) Python workers \(pids ([\d, ]+)\)/);
   const url = listening[1]!;
-  const ok = await fetch(`${url}/echo`, { method: 'POST', body: JSON.stringify({ hello: 'world' }) });
+  const pids = pidList(listening[3]!);
+  assert.is(pids.length, Number(listening[2]));
+  const post = (command: string, body: string) => fetch(`${url}/${command}`, { method: 'POST', body });
+
+  const ok = await post('echo', JSON.stringify({ hello: 'world' }));
   assert.is(ok.status, 200);
   assert.equal(await ok.json(), { hello: 'world' });
-  const bad = await fetch(`${url}/raise`, { method: 'POST', body: JSON.stringify({ message: 'kaboom' }) });
+  const bad = await post('raise', JSON.stringify({ message: 'kaboom' }));
   assert.is(bad.status, 422);
-  const wire = (await bad.json()) as { code: string; message: string };
+  const wire = (await bad.json()) as { code: string; message: string; fields: Record<string, unknown> };
   assert.is(wire.code, 'PYTHON_ERROR');
-  assert.match(wire.message, /kaboom/);
-  const typo = await fetch(`${url}/ehco`, { method: 'POST', body: '{}' });
+  assert.is(wire.message, 'ValueError: kaboom');
+  assert.is(wire.fields.pythonType, 'ValueError');
+  assert.not.ok('traceback' in wire.fields, 'the Python traceback stays on the server');
+  const typo = await post('ehco', '{}');
+  assert.is(typo.status, 404);
   assert.match(((await typo.json()) as { message: string }).message, /did you mean 'echo'/);
-  child.kill('SIGTERM');
-  assert.is(await exited, 0, out);
-  child = null;
-  assert.match(out, /stopped: no worker left/);
-  assert.equal(pids.filter(isAlive), [], 'no worker of the example is alive');
+  const notJson = await post('echo', '{"hello":');
+  assert.is(notJson.status, 400);
+  assert.is(((await notJson.json()) as { code: string }).code, 'BAD_JSON');
+
+  // A request in flight when SIGTERM arrives still gets its answer; a new one does not get in.
+  const slow = post('slow', JSON.stringify({ seconds: 1.5 })).then(async (r) => ({ status: r.status, body: await r.json(), draining: ex.output().includes('SIGTERM: draining') }));
+  await ex.waitFor(/\[worker_\d+ \d+\] slow: started, 1\.5 s/); // the handler's print(), on the server's stderr
+  ex.child.kill('SIGTERM');
+  await ex.waitFor(/SIGTERM: draining/);
+  const late = await post('echo', '1').then((r) => r.status, () => 'refused');
+  assert.ok(late === 503 || late === 'refused', `a request after SIGTERM: ${late}`);
+  const answered = await slow;
+  assert.is(answered.status, 200);
+  assert.equal(answered.body, { slept: 1.5 });
+  assert.ok(answered.draining, 'the slow request was answered after the drain began');
+  const answeredAt = performance.now();
+  assert.is(await ex.exited(), 0, ex.output());
+  // Its response closed its connection: server.close() did not wait for an idle keep-alive socket (~4 s).
+  const lingered = performance.now() - answeredAt;
+  assert.ok(lingered < 1500, `exited ${lingered.toFixed(0)} ms after the last answer`);
+  assert.match(ex.stdout(), /stopped: no worker left\n$/);
+  assertDead(pids, 'express-server.mjs');
 });
 
 test.after(() => {
-  if (child && child.exitCode === null) child.kill('SIGKILL');
+  for (const child of running) child.kill('SIGKILL');
 });
 
 test.run();
