@@ -7,9 +7,12 @@
  *
  *   express-server.mjs  POSTs reach a real Python worker; errors become statuses by code; on
  *                       SIGTERM a request in flight still answers, a new one is refused, exit 0
+ *   await-using.ts      compiled by the repo's TypeScript (ES2022 target, which lowers `await
+ *                       using`) into a project of its own that has pyvisor in node_modules
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,6 +20,7 @@ import { PYTHON, ROOT, isAlive } from './helpers.js';
 
 const EXAMPLES = join(ROOT, 'examples');
 const running = new Set<ChildProcess>();
+const temps: string[] = [];
 
 interface Example {
   child: ChildProcess;
@@ -126,8 +130,35 @@ test('examples/express-server.mjs: commands by POST, errors to statuses by code,
   assertDead(pids, 'express-server.mjs');
 });
 
+test('examples/await-using.ts: compiled for Node 20, the pool is stopped when its block ends, also when it throws', async () => {
+  assert.type(Symbol.asyncDispose, 'symbol', 'Node >= 20.4 defines Symbol.asyncDispose');
+  // A project of the user's own: the compiled file, "type": "module", and pyvisor in node_modules.
+  const dir = mkdtempSync(join(tmpdir(), 'pyvisor-await-using-'));
+  temps.push(dir);
+  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(EXAMPLES, 'tsconfig.json'), '--outDir', dir], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(tsc.status, 0, `tsc failed:\n${tsc.stdout}${tsc.stderr}`);
+  const js = readFileSync(join(dir, 'await-using.js'), 'utf8');
+  assert.not.match(js, /^\s*await using /m, 'TypeScript lowered `await using`');
+  assert.match(js, /Symbol\.asyncDispose/);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'app', type: 'module', private: true }));
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(ROOT, join(dir, 'node_modules', 'pyvisor'), 'dir');
+
+  const ex = runExample(join(dir, 'await-using.js'), { cwd: dir });
+  const inside = await ex.waitFor(/in the block: 2 workers \(pids (\d+, \d+)\), ping answered by pid (\d+)/);
+  const pids = pidList(inside[1]!);
+  assert.ok(pids.includes(Number(inside[2])), 'a worker of the pool answered');
+  await ex.waitFor(/after the block: workers alive: none\n/);
+  const threw = await ex.waitFor(/a block that threw \(something went wrong in the block\): its workers \(pids (\d+)\) alive: none\n/);
+  pids.push(Number(threw[1]));
+  assert.is(await ex.exited(), 0, ex.output());
+  assert.is(ex.stderr(), '');
+  assertDead(pids, 'await-using.js');
+});
+
 test.after(() => {
   for (const child of running) child.kill('SIGKILL');
+  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();
