@@ -9,6 +9,8 @@
  *                       SIGTERM a request in flight still answers, a new one is refused, exit 0
  *   await-using.ts      compiled by the repo's TypeScript (ES2022 target, which lowers `await
  *                       using`) into a project of its own that has pyvisor in node_modules
+ *   pino-logs.mjs       every stdout line is pino JSON; print(), logging, ctx.log and a
+ *                       traceback arrive at their levels, bound to the worker and its pid
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -154,6 +156,54 @@ test('examples/await-using.ts: compiled for Node 20, the pool is stopped when it
   assert.is(await ex.exited(), 0, ex.output());
   assert.is(ex.stderr(), '');
   assertDead(pids, 'await-using.js');
+});
+
+interface PinoLine {
+  level: number;
+  msg: string;
+  name: string;
+  worker?: string;
+  workerPid?: number;
+  source?: string;
+  logger?: string;
+  pids?: number[];
+}
+
+test("examples/pino-logs.mjs: the workers' print(), logging, log notices and tracebacks are pino JSON lines at their levels", async () => {
+  const ex = runExample(join(EXAMPLES, 'pino-logs.mjs'));
+  assert.is(await ex.exited(), 0, ex.output());
+  assert.is(ex.stderr(), '', "logs: 'events' writes nothing to stderr");
+  const lines = ex.stdout().trimEnd().split('\n').map((l) => JSON.parse(l) as PinoLine);
+  assert.ok(lines.every((l) => l.name === 'app' && typeof l.level === 'number' && typeof l.msg === 'string'));
+  const started = lines.find((l) => l.msg === 'pool started')!;
+  assert.ok(started, 'pool started');
+  const pids = started.pids!;
+  assert.is(pids.length, 2);
+  const find = (msg: string) => {
+    const found = lines.filter((l) => l.msg === msg);
+    assert.is(found.length, 1, `one line ${JSON.stringify(msg)} in:\n${ex.stdout()}`);
+    const line = found[0]!;
+    assert.match(line.worker ?? '', /^worker_[12]$/);
+    assert.ok(pids.includes(line.workerPid!), `${msg}: bound to a worker pid`);
+    return line;
+  };
+  const level = { debug: 20, info: 30, warn: 40, error: 50 };
+  for (const order of [42, 43]) {
+    assert.is(find(`processing order ${order}`).level, level.info, 'print() is info');
+    const accepted = find(`order ${order} accepted`);
+    assert.equal([accepted.level, accepted.source, accepted.logger], [level.info, 'logging', 'shop.orders']);
+    const done = find(`order ${order} done`);
+    assert.equal([done.level, done.source], [level.debug, 'notice'], 'ctx.log(..., "debug")');
+  }
+  assert.is(find('order 43 is late').level, level.warn, 'logging.warning is warn');
+  const failed = find('order 44 failed');
+  assert.is(failed.level, level.error);
+  const traceback = lines.filter((l) => l.source === 'traceback');
+  assert.is(traceback[0]?.msg, 'Traceback (most recent call last):');
+  assert.is(traceback.at(-1)?.msg, 'RuntimeError: payment declined');
+  assert.ok(traceback.every((l) => l.level === level.error && l.workerPid === failed.workerPid));
+  assert.is(lines.at(-1)!.msg, 'pool stopped');
+  assertDead(pids, 'pino-logs.mjs');
 });
 
 test.after(() => {
