@@ -5,6 +5,8 @@ export type { RequestObservation } from './local/pool.js';
 export { presets, resolveOptions } from './options.js';
 export type { PoolOptions, ExecuteOptions, StreamOptions, RestartOptions, RecycleOptions } from './options.js';
 export { ResultStream } from './core/stream.js';
+export { createCommands } from './core/commands.js';
+export type { Commands, CommandMap, CommandSpec, AnyCommands, CommandCall, StreamCommandCall, CommandParams, CommandOf, ReservedCommandName } from './core/commands.js';
 export * from './errors.js';
 export type { PoolEvents, PoolEventName } from './telemetry.js';
 export { PythonPool, SessionAdapter } from './adapter/pythonPool.js';

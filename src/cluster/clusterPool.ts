@@ -38,6 +38,7 @@ import { checkExecuteOptions, checkStreamOptions, type ExecuteOptions, type Stre
 import { TelemetryEmitter, LatencyWindow } from '../telemetry.js';
 import { realClock } from '../core/clock.js';
 import { DEFAULT_STREAM_WINDOW, ResultStream } from '../core/stream.js';
+import { createCommands, type AnyCommands, type CommandMap, type Commands } from '../core/commands.js';
 import type { PoolStats } from '../core/executor.js';
 import { openConnection, statusCode, type Connected, bounded } from './connection.js';
 import { BUCKET_OPTIONS, bucketName, subjects, type Subjects } from './subjects.js';
@@ -157,6 +158,10 @@ class FrontEnd extends TelemetryEmitter<ClusterPoolEvents> implements ClusterPoo
     stream.credit = (consumed) => this.credit(built as ClusterRequest, consumed);
     this.submit(request, options.signal);
     return stream;
+  }
+
+  commands<H extends CommandMap<H> = AnyCommands>(defaults?: ExecuteOptions): Commands<H> {
+    return createCommands<H>(this, defaults);
   }
 
   async endSession(sessionId: string): Promise<number> {

@@ -11,6 +11,7 @@ export { startAgent } from './agent.js';
 export type { Agent, AgentOptions } from './agent.js';
 export { createClusterPool } from './clusterPool.js';
 export type { ClusterPool, ClusterPoolOptions, ClusterHost, ClusterWorkerInfo, ClusterPoolEvents } from './clusterPool.js';
+export type { Commands, CommandMap, CommandSpec, AnyCommands } from '../core/commands.js';
 export { chooseHost, loadScore } from './placement.js';
 export type { HostLoad } from './placement.js';
 export { subjects, bucketName, sessionKey } from './subjects.js';

@@ -26,6 +26,10 @@ export interface ClusterPool extends Executor {
   /** Resolves once at least `n` hosts (default 1) are live; rejects after `timeout` ms (default 10000) with HostUnavailableError. */
   whenHosts(n?: number, timeout?: number): Promise<void>;
   workers(): ClusterWorkerInfo[];
+  /** The commands as typed functions, as on a local pool: `cluster.commands<Handlers>().greet({ name })` (docs/TYPES.md). */
+  commands<H extends import('../core/commands.js').CommandMap<H> = import('../core/commands.js').AnyCommands>(
+    defaults?: import('../options.js').ExecuteOptions,
+  ): import('../core/commands.js').Commands<H>;
   /** Typed: an unknown event name or a wrong payload field does not compile. */
   on: TypedEvents<ClusterPoolEvents>['on'];
   once: TypedEvents<ClusterPoolEvents>['once'];

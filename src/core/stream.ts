@@ -26,12 +26,13 @@ export type StreamOutcome = { error: unknown } | { value: unknown };
 /** Default for `window`: chunks in flight between a worker and a reader that has not read them. */
 export const DEFAULT_STREAM_WINDOW = 16;
 
-export class ResultStream<T = unknown> implements AsyncIterableIterator<T>, StreamSink {
+/** `T`: a chunk; `R`: the final result (typed by `pool.commands<Handlers>()`, docs/TYPES.md). */
+export class ResultStream<T = unknown, R = unknown> implements AsyncIterableIterator<T>, StreamSink {
   readonly window: number;
   received = 0;
   credit: ((consumed: number) => void) | null = null;
   /** The final reply's result (a generator's `return` value; null for an async generator). */
-  readonly result: Promise<unknown>;
+  readonly result: Promise<R>;
   private consumed = 0;
   private acked = 0;
   private readonly buffer: T[] = [];
@@ -45,8 +46,8 @@ export class ResultStream<T = unknown> implements AsyncIterableIterator<T>, Stre
   constructor(window: number, cancel: (reason: unknown) => void) {
     this.window = window;
     this.cancel = cancel;
-    const result = new Promise<unknown>((resolve, reject) => {
-      this.settleResult = (o) => ('error' in o ? reject(o.error) : resolve(o.value));
+    const result = new Promise<R>((resolve, reject) => {
+      this.settleResult = (o) => ('error' in o ? reject(o.error) : resolve(o.value as R));
     });
     // Reading `result` is optional: its rejection is the iterator's too, and must not go unhandled.
     result.catch(() => {});

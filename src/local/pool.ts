@@ -15,6 +15,7 @@ import { TelemetryEmitter } from '../telemetry.js';
 import type { Clock } from '../core/clock.js';
 import { Request } from '../core/request.js';
 import { DEFAULT_STREAM_WINDOW, ResultStream } from '../core/stream.js';
+import { createCommands, type AnyCommands, type CommandMap, type Commands } from '../core/commands.js';
 import type { Executor, PoolStats, WorkerInfo } from '../core/executor.js';
 import { poolSupervisorMachine } from '../../machines/poolSupervisor.js';
 import { sessionPoolMachine, type SessionPoolContext, type SessionPoolEmitted, type SessionPoolEvent, type SessionPoolInput } from '../../machines/sessionPool.js';
@@ -308,6 +309,15 @@ export class Pool extends TelemetryEmitter implements Executor {
     request = this.request(command, args, options.sessionId ?? null, null, options, stream, (value) => stream.end({ value }), (error) => stream.end({ error }));
     this.dispatcher.submit(request);
     return stream;
+  }
+
+  /**
+   * The commands as typed functions, for the `Handlers` that `pyvisor types` writes (docs/TYPES.md):
+   * `const py = pool.commands<Handlers>(); await py.greet({ name })`; a generator command also has
+   * `py.tokens.stream(args, options?)`. `defaults` go with every call (a call's own options win).
+   */
+  commands<H extends CommandMap<H> = AnyCommands>(defaults?: ExecuteOptions): Commands<H> {
+    return createCommands<H>(this, defaults);
   }
 
   private submit(cmd: string, args: unknown, sessionId: string | null, target: string | null, options: ExecuteOptions): Promise<unknown> {
