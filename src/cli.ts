@@ -6,6 +6,7 @@
  *   pyvisor call <command> [json-args] [--session S] [--handlers FILE]... [--python PATH] [--timeout MS]
  *   pyvisor inspect ...
  *   pyvisor agent --nats URL --pool NAME [--host-id ID] [--pool-size N] [--worker-concurrency N] [--handlers FILE...]
+ *   pyvisor types <handlers...> [-o FILE] [--python PATH] [--builtins]
  *
  * Exit codes: 0 success; 1 the call failed or the demo's verdict is FAIL; 2 bad usage
  * (unknown command or option, invalid value, invalid JSON args); 130 interrupted (Ctrl-C).
@@ -21,6 +22,7 @@ import { PACKAGE_ROOT } from './channel/python.js';
 import { runDemo } from './demo/run.js';
 import { registerInspectCommand } from './cli/inspect.js';
 import { registerAgentCommand } from './cli/agent.js';
+import { registerTypesCommand } from './cli/types.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
@@ -215,7 +217,8 @@ Examples:
   pyvisor demo --duration 10 --sessions 12
   pyvisor call ping
   pyvisor call echo --handlers ./my_handlers.py '{"hello":"world"}'
-  pyvisor call create_program '{"id":"qa","signature":{"inputs":["question"],"outputs":["answer"]}}' --session s1`,
+  pyvisor call create_program '{"id":"qa","signature":{"inputs":["question"],"outputs":["answer"]}}' --session s1
+  pyvisor types ./my_handlers.py -o src/handlers.d.ts`,
     );
 
   program
@@ -246,6 +249,7 @@ Examples:
 
   registerInspectCommand(program, setExit);
   registerAgentCommand(program, setExit);
+  registerTypesCommand(program, io, setExit);
   return program;
 }
 
