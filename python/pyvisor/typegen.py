@@ -429,6 +429,8 @@ class Translator:
         return Prim("unknown", _describe(cls))
 
     def _enum(self, cls: type) -> Node:
+        if issubclass(cls, enum.Flag) and issubclass(cls, int):
+            return NUMBER  # an IntFlag's values are its members' combinations
         if not issubclass(cls, (int, str)):
             return Prim("unknown", "%s: an Enum that is neither str nor int is not a wire type"
                         % _describe(cls))

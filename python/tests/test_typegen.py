@@ -232,6 +232,7 @@ class TestUnions(unittest.TestCase):
         self.assertIn("  c: { args: Color; result: Level[] };", out)
         self.assertEqual(decl(out, "Color"), 'export type Color = "red" | "green";')
         self.assertEqual(decl(out, "Level"), "export type Level = 1 | 2;")
+        self.assertEqual(args_ts(enum.IntFlag("Perm", "R W X")), "number")
 
 
 class TestNamedTypes(unittest.TestCase):
