@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { PACKAGE_ROOT } from '../channel/python.js';
 
@@ -38,7 +38,7 @@ interface Ran {
 function runTypegen(python: string, args: string[]): Promise<Ran> {
   return new Promise((resolvePromise) => {
     const pythonDir = join(PACKAGE_ROOT, 'python');
-    const env = { ...process.env, PYTHONPATH: [pythonDir, process.env.PYTHONPATH].filter(Boolean).join(':'), PYTHONDONTWRITEBYTECODE: '1' };
+    const env = { ...process.env, PYTHONPATH: [pythonDir, process.env.PYTHONPATH].filter(Boolean).join(delimiter), PYTHONDONTWRITEBYTECODE: '1' };
     const child = spawn(python, ['-m', 'pyvisor.typegen', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
