@@ -26,8 +26,11 @@ non-str map keys, the reserved byte 0xc1 and trailing bytes raise
 :class:`DecodeError` (a ``ValueError``).
 """
 
+from __future__ import annotations
+
 import struct
 import sys
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 __all__ = ["packb", "pack_frame", "unpackb", "SerializationError", "DecodeError",
            "find_unserializable", "MAX_DEPTH"]
@@ -81,7 +84,7 @@ _FIXARR = [bytes((0x90 | i,)) for i in range(16)]
 _FIXMAP = [bytes((0x80 | i,)) for i in range(16)]
 
 
-def _int_bytes(o):
+def _int_bytes(o: int) -> bytes:
     if o >= 0:
         if o < 0x80:
             return _FIXINT[o]
@@ -107,7 +110,7 @@ def _int_bytes(o):
     raise _Unpackable
 
 
-def _str_header(n):
+def _str_header(n: int) -> bytes:
     if n < 32:
         return _FIXSTR[n]
     if n <= 0xFF:
@@ -119,7 +122,7 @@ def _str_header(n):
     raise _Unpackable
 
 
-def _bin_header(n):
+def _bin_header(n: int) -> bytes:
     if n <= 0xFF:
         return bytes((0xC4, n))
     if n <= 0xFFFF:
@@ -129,7 +132,7 @@ def _bin_header(n):
     raise _Unpackable
 
 
-def _pack(o, buf, depth):
+def _pack(o: Any, buf: bytearray, depth: int) -> None:
     """Append the encoding of ``o`` to the bytearray ``buf``."""
     t = type(o)
     if t is str:
@@ -236,13 +239,13 @@ def _pack(o, buf, depth):
         _pack_subclass(o, buf, depth)
 
 
-def _msgpack_type(o):
+def _msgpack_type(o: object) -> bool:
     # msgpack.ExtType (a namedtuple) and msgpack.Timestamp are MessagePack
     # extension values, which the wire contract excludes.
     return type(o).__module__.partition(".")[0] == "msgpack"
 
 
-def _pack_subclass(o, buf, depth):
+def _pack_subclass(o: Any, buf: bytearray, depth: int) -> None:
     # Subclasses of the supported types (IntEnum, str enums, OrderedDict, ...)
     # are packed as their base type, like msgpack-python does.
     if _msgpack_type(o):
@@ -265,7 +268,7 @@ def _pack_subclass(o, buf, depth):
         raise _Unpackable
 
 
-def packb(obj, root=None):
+def packb(obj: Any, root: Optional[str] = None) -> bytes:
     """Encode ``obj``; return ``bytes``. ``root`` names the value in errors."""
     buf = bytearray()
     try:
@@ -280,7 +283,7 @@ _REPLY_HEAD = b"\x83\xa2id"
 _REPLY_MID = b"\xa2ok\xc3\xa6result"
 
 
-def reply_frame(rid, result):
+def reply_frame(rid: Any, result: Any) -> List[bytearray]:
     """The frame of ``{id: rid, ok: true, result: result}`` as a list of
     buffers (here a single bytearray, header included). ``result`` gets the
     full nesting allowance: the wrapping map does not count, and errors name
@@ -301,7 +304,7 @@ def reply_frame(rid, result):
     return [buf]
 
 
-def pack_frame(obj, root=None):
+def pack_frame(obj: Any, root: Optional[str] = None) -> bytearray:
     """Encode ``obj`` behind a 4-byte big-endian length; return a bytearray.
 
     The header is reserved up front and filled in afterwards, so the frame is
@@ -319,17 +322,18 @@ def pack_frame(obj, root=None):
 
 # -- explaining what is wrong (slow path, only after a failure) ------------
 
-def _key_path(path, key):
+def _key_path(path: str, key: str) -> str:
     if key.isidentifier():
         return key if not path else path + "." + key
     return (path or "") + "[" + repr(key) + "]"
 
 
-def _describe(o):
+def _describe(o: object) -> str:
     return type(o).__name__
 
 
-def find_unserializable(obj, root=None, reject=()):
+def find_unserializable(obj: Any, root: Optional[str] = None,
+                        reject: Tuple[type, ...] = ()) -> Optional[str]:
     """Return ``"path: reason"`` for the first value that cannot be encoded,
     or ``None`` when ``obj`` is serializable. ``root`` names the top-level
     value in paths (``value`` when not given and the top level is the
@@ -338,7 +342,8 @@ def find_unserializable(obj, root=None, reject=()):
     return _explain(obj, root or "", root or "value", 0, set(), reject)
 
 
-def _explain(o, path, shown, depth, on_path, reject):
+def _explain(o: Any, path: str, shown: str, depth: int, on_path: Set[int],
+             reject: Tuple[type, ...]) -> Optional[str]:
     if (reject and isinstance(o, reject)) or _msgpack_type(o):
         return "%s: %s is not serializable" % (shown, _describe(o))
     if o is None or isinstance(o, (bool, float)):
@@ -362,6 +367,7 @@ def _explain(o, path, shown, depth, on_path, reject):
         return None
     if not isinstance(o, (dict, list, tuple)):
         return "%s: %s is not serializable" % (shown, _describe(o))
+
     if id(o) in on_path:
         return "%s: circular reference" % shown
     if depth >= MAX_DEPTH:
@@ -398,6 +404,7 @@ def _explain(o, path, shown, depth, on_path, reject):
 # Decoding
 # --------------------------------------------------------------------------
 
+_Unpacker = Callable[[bytes, int], Tuple[Any, ...]]
 _u16 = struct.Struct(">H").unpack_from
 _u32 = struct.Struct(">I").unpack_from
 _u64 = struct.Struct(">Q").unpack_from
@@ -410,13 +417,13 @@ _f64 = struct.Struct(">d").unpack_from
 _u8 = struct.Struct(">B").unpack_from
 
 # Type bytes of fixed-width scalars: (name for errors, payload bytes, unpacker).
-_FIXED_WIDTH = {
+_FIXED_WIDTH: Dict[int, Tuple[str, int, _Unpacker]] = {
     0xCA: ("float32", 4, _f32), 0xCB: ("float64", 8, _f64),
     0xCC: ("uint8", 1, _u8), 0xCD: ("uint16", 2, _u16), 0xCE: ("uint32", 4, _u32), 0xCF: ("uint64", 8, _u64),
     0xD0: ("int8", 1, _i8), 0xD1: ("int16", 2, _i16), 0xD2: ("int32", 4, _i32), 0xD3: ("int64", 8, _i64),
 }
 # Type bytes of length-prefixed values: (kind, length bytes, length unpacker).
-_SIZED = {
+_SIZED: Dict[int, Tuple[str, int, _Unpacker]] = {
     0xC4: ("bin", 1, _u8), 0xC5: ("bin", 2, _u16), 0xC6: ("bin", 4, _u32),
     0xD9: ("str", 1, _u8), 0xDA: ("str", 2, _u16), 0xDB: ("str", 4, _u32),
     0xDC: ("array", 2, _u16), 0xDD: ("array", 4, _u32),
@@ -424,11 +431,11 @@ _SIZED = {
 }
 
 
-def _truncated(what, pos):
+def _truncated(what: str, pos: int) -> DecodeError:
     return DecodeError("truncated input: %s at offset %d runs past the end" % (what, pos))
 
 
-def _str(data, pos, n, end):
+def _str(data: bytes, pos: int, n: int, end: int) -> Tuple[str, int]:
     stop = pos + n
     if stop > end:
         raise _truncated("str of %d bytes" % n, pos)
@@ -438,7 +445,7 @@ def _str(data, pos, n, end):
         raise DecodeError("invalid UTF-8 in str at offset %d: %s" % (pos, e.reason)) from None
 
 
-def _unpack(data, pos, end, depth):
+def _unpack(data: bytes, pos: int, end: int, depth: int) -> Tuple[Any, int]:
     """Decode one value at ``pos``; return ``(value, next_pos)``."""
     if pos >= end:
         raise _truncated("value", pos)
@@ -497,7 +504,7 @@ def _unpack(data, pos, end, depth):
     raise DecodeError("extension type (0x%02x) at offset %d is not supported" % (b, pos - 1))
 
 
-def _array(data, pos, end, n, depth):
+def _array(data: bytes, pos: int, end: int, n: int, depth: int) -> Tuple[List[Any], int]:
     # Every element takes at least one byte: refuse counts the input cannot
     # hold before building anything.
     if n > end - pos:
@@ -505,7 +512,7 @@ def _array(data, pos, end, n, depth):
     if depth >= DECODE_MAX_DEPTH:
         raise DecodeError("nesting deeper than %d levels at offset %d" % (DECODE_MAX_DEPTH, pos))
     depth += 1
-    out = [None] * n
+    out: List[Any] = [None] * n
     for i in range(n):
         if pos < end:
             c = data[pos]
@@ -530,13 +537,13 @@ def _array(data, pos, end, n, depth):
     return out, pos
 
 
-def _map(data, pos, end, n, depth):
+def _map(data: bytes, pos: int, end: int, n: int, depth: int) -> Tuple[Dict[str, Any], int]:
     if 2 * n > end - pos:
         raise _truncated("map of %d entries" % n, pos)
     if depth >= DECODE_MAX_DEPTH:
         raise DecodeError("nesting deeper than %d levels at offset %d" % (DECODE_MAX_DEPTH, pos))
     depth += 1
-    out = {}
+    out: Dict[str, Any] = {}
     for _ in range(n):
         if pos >= end:
             raise _truncated("map key", pos)
@@ -595,7 +602,8 @@ def _map(data, pos, end, n, depth):
     return out, pos
 
 
-def unpackb(data):
+def unpackb(data: Any) -> Any:
+
     """Decode exactly one value from ``data`` (bytes-like)."""
     if type(data) is not bytes:
         data = bytes(data)

@@ -24,9 +24,13 @@ Exit codes: 0 normal end (stdin EOF, ``shutdown``, SIGTERM, host went away),
 4 the input stream broke framing (oversized length header, truncated frame).
 """
 
+from __future__ import annotations
+
 import os
 import signal
 import sys
+from types import ModuleType
+from typing import Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 from . import builtins as _builtins  # noqa: F401  (registers ping, get_stats, ...)
 from . import framing
@@ -44,13 +48,14 @@ class UsageError(Exception):
     pass
 
 
-def parse_args(argv, default_mode="standalone"):
-    opts = {"mode": default_mode, "worker_id": None, "handlers": [],
-            "max_frame_bytes": framing.DEFAULT_MAX_FRAME_BYTES, "concurrency": 1}
+def parse_args(argv: List[str], default_mode: str = "standalone") -> Dict[str, Any]:
+    """The command line as ``{mode, worker_id, handlers, max_frame_bytes, concurrency}``."""
+    opts: Dict[str, Any] = {"mode": default_mode, "worker_id": None, "handlers": [],
+                            "max_frame_bytes": framing.DEFAULT_MAX_FRAME_BYTES, "concurrency": 1}
     i = 0
     n = len(argv)
 
-    def value(flag):
+    def value(flag: str) -> str:
         if i + 1 >= n:
             raise UsageError("%s needs a value" % flag)
         return argv[i + 1]
@@ -105,7 +110,7 @@ def parse_args(argv, default_mode="standalone"):
     return opts
 
 
-def load_handlers(spec):
+def load_handlers(spec: str) -> ModuleType:
     """Import a handlers file (``*.py`` or a path) or a dotted module name."""
     import importlib
     import importlib.util
@@ -134,7 +139,7 @@ def load_handlers(spec):
     return importlib.import_module(spec)
 
 
-def _die_with_parent():
+def _die_with_parent() -> bool:
     """Linux: the kernel SIGKILLs this worker when its parent dies, busy or not
     (best effort). SIGKILL, not SIGTERM: SIGTERM means "finish the current
     command", and a handler stuck in C code, or one that ignores SIGTERM, would
@@ -153,7 +158,7 @@ def _die_with_parent():
     return True
 
 
-def _hard_exit(code):
+def _hard_exit(code: int) -> NoReturn:
     """Exit now: user threads must not keep a finished worker alive."""
     try:
         import atexit
@@ -162,13 +167,14 @@ def _hard_exit(code):
         pass
     for f in (sys.stderr, sys.__stderr__):
         try:
-            f.flush()
+            if f is not None:
+                f.flush()
         except Exception:
             pass
     os._exit(code)
 
 
-def _secure_fds():
+def _secure_fds() -> Tuple[int, int]:
     """Step 1: returns (in_fd, out_fd), the private protocol descriptors."""
     out_fd = os.dup(1)
     in_fd = os.dup(0)
@@ -183,7 +189,7 @@ def _secure_fds():
     return in_fd, out_fd
 
 
-def _one_line(e):
+def _one_line(e: BaseException) -> str:
     """``SyntaxError: expected ':' (handlers.py, line 7)``: the exception as one line."""
     text = "%s: %s" % (type(e).__name__, e)
     if isinstance(e, SyntaxError) and e.filename and "line" not in str(e):
@@ -191,7 +197,9 @@ def _one_line(e):
     return " ".join(text.split())
 
 
-def main(argv=None, preload=(), default_mode="standalone", prog=None):
+def main(argv: Optional[Sequence[str]] = None, preload: Sequence[str] = (),
+         default_mode: str = "standalone", prog: Optional[str] = None) -> NoReturn:
+
     """Process entry point: see the module docstring. Never returns.
 
     ``preload``: modules imported before the ``--handlers`` (the DSPy preset

@@ -3,15 +3,18 @@
 ``@command`` decorator handler files use; they run through the same handler
 wrapper as any other command."""
 
+from __future__ import annotations
+
 import sys
+from typing import Any, Dict, List, Optional
 
 from .loop import EXIT_OK, PY_VERSION
-from .registry import cleanup_hooks, command, stats_hooks
+from .registry import Context, cleanup_hooks, command, stats_hooks
 
 __all__ = ["ping", "get_stats", "cleanup_session", "shutdown", "rss_kb"]
 
 
-def rss_kb():
+def rss_kb() -> Optional[int]:
     """This process's resident set size in KiB (``/proc`` VmRSS, else getrusage)."""
     try:
         with open("/proc/self/status", "rb") as f:
@@ -29,16 +32,16 @@ def rss_kb():
 
 
 @command("ping", builtin=True)
-def ping(args, ctx):
+def ping(args: Any, ctx: Context) -> Dict[str, Any]:
     w = ctx.worker
     return {"pong": True, "worker_id": w.worker_id, "pid": w.pid, "mode": w.mode,
             "python": PY_VERSION, "codec": w.codec.name, "uptime_s": w.uptime()}
 
 
 @command("get_stats", builtin=True)
-def get_stats(args, ctx):
+def get_stats(args: Any, ctx: Context) -> Dict[str, Any]:
     w = ctx.worker
-    out = {"worker_id": w.worker_id, "pid": w.pid, "mode": w.mode, "codec": w.codec.name,
+    out: Dict[str, Any] = {"worker_id": w.worker_id, "pid": w.pid, "mode": w.mode, "codec": w.codec.name,
            "python": PY_VERSION, "requests": w.requests, "errors": w.errors,
            "sessions": len(w.sessions), "session_ids": list(w.sessions),
            "uptime_s": w.uptime(), "rss_kb": rss_kb(),
@@ -53,7 +56,7 @@ def get_stats(args, ctx):
 
 
 @command("cleanup_session", builtin=True)
-def cleanup_session(args, ctx):
+def cleanup_session(args: Any, ctx: Context) -> Dict[str, Any]:
     w = ctx.worker
     sid = args.get("session_id") if isinstance(args, dict) else None
     if sid is None:
@@ -67,8 +70,8 @@ def cleanup_session(args, ctx):
     existed = d is not None
     if d is None:
         d = {}
-    out = {"session_id": sid, "existed": existed}
-    hook_errors = []
+    out: Dict[str, Any] = {"session_id": sid, "existed": existed}
+    hook_errors: List[str] = []
     for hook in cleanup_hooks:
         try:
             extra = hook(sid, d)
@@ -85,6 +88,7 @@ def cleanup_session(args, ctx):
 
 
 @command("shutdown", builtin=True)
-def shutdown(args, ctx):
+def shutdown(args: Any, ctx: Context) -> Dict[str, Any]:
+
     ctx.worker.stop(EXIT_OK)
     return {"shutting_down": True}

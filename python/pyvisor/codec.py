@@ -17,16 +17,29 @@ Both codecs accept and produce exactly the same values and bytes:
   ``ValueError``). Binary comes back as ``bytes``, arrays as ``list``.
 """
 
+from __future__ import annotations
+
 import os
 import struct
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import _purepack
 from ._purepack import DecodeError, SerializationError, MAX_DEPTH
+from .framing import Buffer
 
 __all__ = ["NAME", "encode", "encode_frame", "decode", "get_codec", "available",
            "SerializationError", "DecodeError"]
 
 _hdr = struct.Struct(">I").pack
+
+#: ``encode(obj, root=None) -> bytes``: one value (``root`` names it in error paths).
+Encoder = Callable[..., bytes]
+#: ``encode_frame(obj, root=None)``: one value behind its 4-byte length.
+FrameEncoder = Callable[..., Buffer]
+#: ``decode(data) -> value``.
+Decoder = Callable[[Any], Any]
+#: ``reply_frame(rid, result)``: the buffers of the frame ``{id, ok: true, result}``.
+ReplyFramer = Callable[[Any, Any], Sequence[Buffer]]
 
 
 class Codec(object):
@@ -38,33 +51,34 @@ class Codec(object):
 
     __slots__ = ("name", "encode", "encode_frame", "decode", "reply_frame")
 
-    def __init__(self, name, encode, encode_frame, decode, reply_frame):
+    def __init__(self, name: str, encode: Encoder, encode_frame: FrameEncoder, decode: Decoder,
+                 reply_frame: ReplyFramer) -> None:
         self.name = name
         self.encode = encode
         self.encode_frame = encode_frame
         self.decode = decode
         self.reply_frame = reply_frame
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<pyvisor codec %s>" % self.name
 
 
-def _make_pure():
+def _make_pure() -> Codec:
     return Codec("pure", _purepack.packb, _purepack.pack_frame, _purepack.unpackb,
                  _purepack.reply_frame)
 
 
-def _make_msgpack():
+def _make_msgpack() -> Codec:
     import msgpack  # noqa: raises ImportError when absent
 
-    packb = msgpack.packb
-    unpackb = msgpack.unpackb
+    packb: Callable[..., bytes] = msgpack.packb
+    unpackb: Callable[..., Any] = msgpack.unpackb
     reject = tuple(t for t in (getattr(msgpack, "ExtType", None),
                                getattr(msgpack, "Timestamp", None)) if t is not None)
     find = _purepack.find_unserializable
     leaf = frozenset((str, int, float, bool, type(None), bytes, bytearray, memoryview))
 
-    def _ok(o, depth):
+    def _ok(o: Any, depth: int) -> bool:
         # Pre-flight check for what msgpack would silently accept but the
         # wire contract refuses (non-str keys, ext types, nesting past
         # MAX_DEPTH) or would refuse with a pathless message. Exact types take
@@ -110,13 +124,14 @@ def _make_msgpack():
             return _ok(list(o), depth)
         return isinstance(o, (str, int, float, bytes, bytearray))
 
-    def _fail(obj, root, exc=None):
+    def _fail(obj: Any, root: Optional[str], exc: Optional[BaseException] = None
+              ) -> SerializationError:
         msg = find(obj, root, reject)
         if msg is None:
             msg = "value is not serializable" + (" (%s)" % exc if exc else "")
         return SerializationError(msg)
 
-    def encode(obj, root=None):
+    def encode(obj: Any, root: Optional[str] = None) -> bytes:
         if type(obj) not in leaf and not _ok(obj, 0):
             raise _fail(obj, root)
         try:
@@ -124,20 +139,20 @@ def _make_msgpack():
         except (TypeError, ValueError, OverflowError) as e:
             raise _fail(obj, root, e) from None
 
-    def encode_frame(obj, root=None):
+    def encode_frame(obj: Any, root: Optional[str] = None) -> bytes:
         payload = encode(obj, root)
         return _hdr(len(payload)) + payload
 
-    def _ext_hook(code, data):
+    def _ext_hook(code: int, data: bytes) -> Any:
         raise DecodeError("extension types are not supported (type %d)" % code)
 
-    def _check_keys(d):
+    def _check_keys(d: Dict[Any, Any]) -> Dict[Any, Any]:
         for k in d:
             if type(k) is not str:
                 raise DecodeError("map key %r is %s, not str" % (k, type(k).__name__))
         return d
 
-    def decode(data):
+    def decode(data: Any) -> Any:
         # strict_map_key already refuses every key type but str and bytes, and
         # a bytes key needs a bin header byte (0xc4..0xc6) somewhere in the
         # input: only then is the per-map key check needed.
@@ -158,7 +173,7 @@ def _make_msgpack():
     reply_head = b"\x83\xa2id"
     reply_mid = b"\xa2ok\xc3\xa6result"
 
-    def reply_frame(rid, result):
+    def reply_frame(rid: Any, result: Any) -> List[bytes]:
         body = encode(result, "result")
         head = reply_head + encode(rid, "id") + reply_mid
         return [_hdr(len(head) + len(body)) + head, body]
@@ -166,7 +181,7 @@ def _make_msgpack():
     return Codec("msgpack", encode, encode_frame, decode, reply_frame)
 
 
-def _explain_msgpack_error(e):
+def _explain_msgpack_error(e: BaseException) -> str:
     """Word msgpack's decode errors like the pure codec's."""
     name = type(e).__name__
     text = str(e)
@@ -190,10 +205,10 @@ def _explain_msgpack_error(e):
     return "%s: %s" % (name, text)
 
 
-_cache = {}
+_cache: Dict[str, Codec] = {}
 
 
-def available():
+def available() -> List[str]:
     """Names of the codecs that can be used in this interpreter."""
     names = ["pure"]
     try:
@@ -204,7 +219,7 @@ def available():
     return names
 
 
-def get_codec(name):
+def get_codec(name: str) -> Codec:
     """Return the :class:`Codec` called ``name`` ('msgpack' or 'pure')."""
     c = _cache.get(name)
     if c is None:
@@ -218,7 +233,8 @@ def get_codec(name):
     return c
 
 
-def _select():
+def _select() -> Codec:
+
     want = os.environ.get("PYVISOR_CODEC", "").strip().lower() or "auto"
     if want == "pure":
         return get_codec("pure")

@@ -4,10 +4,16 @@ async generator on the event loop on an ``asyncio.Event``. The main thread,
 which reads the acks and cancels, wakes either one.
 """
 
+from __future__ import annotations
+
 import asyncio
 import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .streams import Flight
+
+if TYPE_CHECKING:
+    from .registry import Context
 
 __all__ = ["ConcurrentFlight", "WAITING", "RUNNING"]
 
@@ -22,7 +28,19 @@ class ConcurrentFlight(Flight):
     __slots__ = ("fn", "args", "is_async", "state", "cond", "loop", "event", "canceller",
                  "entered", "finished")
 
-    def __init__(self, ctx, window, fn, args, is_async, lock):
+    fn: Callable[..., Any]
+    args: Any
+    is_async: bool
+    state: int
+    cond: Optional[threading.Condition]
+    loop: Optional[asyncio.AbstractEventLoop]
+    event: Optional[asyncio.Event]
+    canceller: Optional[Callable[[], Any]]
+    entered: bool
+    finished: bool
+
+    def __init__(self, ctx: Context, window: Optional[int], fn: Callable[..., Any], args: Any,
+                 is_async: bool, lock: threading.Lock) -> None:
         Flight.__init__(self, ctx, window)
         self.fn = fn
         self.args = args
@@ -35,32 +53,37 @@ class ConcurrentFlight(Flight):
         self.entered = False
         self.finished = False
 
-    def wake(self):
+    def wake(self) -> None:
         if self.cond is not None:
             self.cond.notify_all()
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._set_event)
 
-    def _set_event(self):
+    def _set_event(self) -> None:
         if self.event is not None:
             self.event.set()
 
-    def interrupt(self):
+    def interrupt(self) -> None:
         if self.canceller is not None:
             self.canceller()
 
-    def wait_credit(self):
-        with self.cond:
-            while self.stop_error is None and self.sent - self.acked >= self.window:
-                self.cond.wait()
+    def wait_credit(self) -> None:
+        cond, window = self.cond, self.window
+        assert cond is not None and window is not None  # a stream has both
+        with cond:
+            while self.stop_error is None and self.sent - self.acked >= window:
+                cond.wait()
 
-    async def await_credit(self):
+    async def await_credit(self) -> None:
+        window = self.window
+        assert window is not None  # a stream has its window
         ev = self.event
         if ev is None:
             ev = self.event = asyncio.Event()
-        while self.stop_error is None and self.sent - self.acked >= self.window:
+        while self.stop_error is None and self.sent - self.acked >= window:
             ev.clear()
             # An ack that landed before clear() is seen here; one after it sets the event.
-            if self.stop_error is not None or self.sent - self.acked < self.window:
+            if self.stop_error is not None or self.sent - self.acked < window:
+
                 break
             await ev.wait()

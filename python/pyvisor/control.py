@@ -13,12 +13,19 @@ final reply (the request is stopped as by a cancel), so that it still gets
 exactly one.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
 from . import codec as _codec
+
+if TYPE_CHECKING:
+    from .loop import Worker
 
 __all__ = ["apply", "take", "kind", "describe"]
 
 
-def kind(v):
+def kind(v: object) -> str:
     """The wire type name of ``v`` (for messages)."""
     if v is None:
         return "nil"
@@ -32,17 +39,17 @@ def kind(v):
     return t.__name__
 
 
-def describe(v):
+def describe(v: object) -> str:
     """How a refused field value is named: an int by its value, else its kind."""
     if type(v) is int:
         return "%d" % v
     return "nil" if v is None else "a %s" % kind(v)
 
 
-def apply(worker, rid, msg):
+def apply(worker: Worker, rid: int, msg: Dict[str, Any]) -> None:
     """Apply control frame ``msg`` (already known to be one) to request ``rid``."""
     worker.control_frames += 1
-    err = None
+    err: Optional[str] = None
     ack = msg.get("ack")
     cancel = msg.get("cancel")
     if "ack" in msg and (type(ack) is not int or ack < 0):
@@ -65,7 +72,8 @@ def apply(worker, rid, msg):
             f.stop()
 
 
-def take(worker, payload):
+def take(worker: Worker, payload: bytes) -> bool:
+
     """If ``payload`` is a control frame, apply it and return True. A stream
     reading the input inline sets every other frame aside for later, where
     the request loop checks (and, if need be, refuses) it."""

@@ -23,6 +23,8 @@ the worker exits (0, or the SystemExit code). stdin EOF exits at once,
 abandoning what is in flight.
 """
 
+from __future__ import annotations
+
 import asyncio
 import collections
 import functools
@@ -34,17 +36,23 @@ import threading
 import time
 import traceback
 from types import AsyncGeneratorType, GeneratorType
+from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Deque, Dict, List,
+                    Optional, Tuple, cast)
 
 from . import codec as _codec
 from .concurrent_flight import RUNNING as _RUNNING, WAITING as _WAITING, ConcurrentFlight
 from .streams import CANCEL_ERROR, Cancelled, collect, collect_async, drive, drive_async
+
+if TYPE_CHECKING:
+    from .loop import Worker
+    from .registry import Context
 
 __all__ = ["Dispatcher"]
 
 _PLAIN = frozenset((dict, list, tuple, str, int, float, bool, bytes, type(None)))
 
 
-async def _await(aw):
+async def _await(aw: Awaitable[Any]) -> Any:
     return await aw
 
 
@@ -53,24 +61,30 @@ class Dispatcher(object):
     ``concurrency > 1`` (see the module doc). ``running`` counts the requests
     started and not yet answered."""
 
-    def __init__(self, worker, n):
+    def __init__(self, worker: Worker, n: int) -> None:
         self.worker = worker
         self.n = n
         self.lock = threading.Lock()
-        self.flights = worker.flights  # id -> flight, waiting or running
-        self.waiting = collections.deque()
+        # id -> flight, waiting or running (the worker's dict: control frames look there)
+        self.flights = cast("Dict[int, ConcurrentFlight]", worker.flights)
+        # session id -> requests of it in flight (Worker.held_change reads it too)
+        users = worker._session_users
+        assert users is not None  # a worker above concurrency 1 keeps it
+        self.session_users: Dict[str, int] = users
+        self.waiting: Deque[ConcurrentFlight] = collections.deque()
         self.running = 0
-        self.jobs = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[ConcurrentFlight] = queue.SimpleQueue()
         self.threads = 0
         self.free_threads = 0
-        self.loop = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.broken = False
-        self.wake_fd = None  # the write end of the main thread's wake-up pipe
-        self._is_async = {}
+        self.wake_fd: Optional[int] = None  # the write end of the main thread's wake-up pipe
+        self._is_async: Dict[Callable[..., Any], bool] = {}
 
     # -- main thread: requests and control frames ----------------------------
 
-    def submit(self, fn, args, ctx, window):
+    def submit(self, fn: Callable[..., Any], args: Any, ctx: Context,
+               window: Optional[int]) -> None:
         w = self.worker
         rid = ctx.request_id
         if w.term_requested or w.stop_code is not None:
@@ -81,6 +95,7 @@ class Dispatcher(object):
         if is_async is None:
             is_async = self._is_async[fn] = (inspect.iscoroutinefunction(fn)
                                              or inspect.isasyncgenfunction(fn))
+
         flight = ConcurrentFlight(ctx, window, fn, args, is_async, self.lock)
         with self.lock:
             dup = rid in self.flights
@@ -97,8 +112,8 @@ class Dispatcher(object):
         elif flight.state == _RUNNING:
             self._start(flight)
 
-    def control(self, rid, ack, cancel, err):
-        reply = None
+    def control(self, rid: int, ack: Optional[int], cancel: bool, err: Optional[str]) -> None:
+        reply: Optional[Tuple[str, str]] = None
         with self.lock:
             f = self.flights.get(rid)
             if f is None:
@@ -124,7 +139,7 @@ class Dispatcher(object):
 
     # -- starting ----------------------------------------------------------
 
-    def _start(self, flight):
+    def _start(self, flight: ConcurrentFlight) -> None:
         if flight.is_async:
             loop = self._ensure_loop()
             with self.lock:
@@ -142,7 +157,7 @@ class Dispatcher(object):
             threading.Thread(target=self._thread_main, name=name, daemon=True).start()
         self.jobs.put(flight)
 
-    def _ensure_loop(self):
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         loop = self.loop
         if loop is None:
             with self.lock:
@@ -154,7 +169,7 @@ class Dispatcher(object):
                 loop = self.loop
         return loop
 
-    def _loop_main(self, loop):
+    def _loop_main(self, loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_event_loop(loop)
         while True:
             try:
@@ -165,26 +180,28 @@ class Dispatcher(object):
                 # escapes asyncio's tasks: the loop must keep serving the others.
                 traceback.print_exc()
 
-    def _enter(self, flight):
+    def _enter(self, flight: ConcurrentFlight) -> None:
         sid = flight.ctx.session_id
         if sid is not None:
-            users = self.worker._session_users
+            users = self.session_users
             with self.worker.state_lock:
                 users[sid] = users.get(sid, 0) + 1
         flight.entered = True
 
-    def _bind_task(self, flight, task):
+    def _bind_task(self, flight: ConcurrentFlight, task: asyncio.Task[Any]) -> None:
         """On the loop thread: a cancel now cancels ``task`` (at once when it
         came before the task existed)."""
+        loop = self.loop
+        assert loop is not None  # the loop this runs on
         with self.lock:
-            flight.canceller = functools.partial(self.loop.call_soon_threadsafe, task.cancel)
+            flight.canceller = functools.partial(loop.call_soon_threadsafe, task.cancel)
             stopped = flight.stop_error is not None
         if stopped:
             task.cancel()
 
     # -- running: threads --------------------------------------------------
 
-    def _thread_main(self):
+    def _thread_main(self) -> None:
         jobs = self.jobs
         while True:
             flight = jobs.get()
@@ -193,7 +210,7 @@ class Dispatcher(object):
             except BaseException:
                 traceback.print_exc()
 
-    def _run_sync(self, flight):
+    def _run_sync(self, flight: ConcurrentFlight) -> None:
         out = self.worker.output
         self._enter(flight)
         try:
@@ -215,19 +232,24 @@ class Dispatcher(object):
         else:
             self._finish(flight, result, pool=True)
 
-    def _on_loop(self, coro, flight):
+    def _on_loop(self, coro: Coroutine[Any, Any, Any], flight: ConcurrentFlight) -> Any:
         """Run ``coro`` as a task on the loop, from a pool thread; return its
         result once the task is over (its cleanup included)."""
         loop = self._ensure_loop()
         with self.lock:
             flight.loop = loop
         done = threading.Event()
-        box = []
+        box: List[asyncio.Task[Any]] = []
 
-        def start():
+        def ended(t: asyncio.Task[Any]) -> None:
+            box.append(t)
+            done.set()
+
+        def start() -> None:
             task = loop.create_task(coro)
             self._bind_task(flight, task)
-            task.add_done_callback(lambda t: (box.append(t), done.set()))
+            task.add_done_callback(ended)
+
         loop.call_soon_threadsafe(start)
         done.wait()
         task = box[0]
@@ -240,12 +262,14 @@ class Dispatcher(object):
 
     # -- running: tasks ----------------------------------------------------
 
-    def _start_task(self, flight):
-        task = self.loop.create_task(self._run_task(flight))
+    def _start_task(self, flight: ConcurrentFlight) -> None:
+        loop = self.loop
+        assert loop is not None  # the loop this runs on
+        task = loop.create_task(self._run_task(flight))
         self._bind_task(flight, task)
         task.add_done_callback(functools.partial(self._task_done, flight))
 
-    async def _run_task(self, flight):
+    async def _run_task(self, flight: ConcurrentFlight) -> None:
         out = self.worker.output
         self._enter(flight)
         try:
@@ -265,14 +289,15 @@ class Dispatcher(object):
         else:
             self._finish(flight, result)
 
-    def _task_done(self, flight, task):
+    def _task_done(self, flight: ConcurrentFlight, task: asyncio.Task[Any]) -> None:
         # A task cancelled before its first step never ran _run_task's body.
         if not flight.finished:
             self._finish(flight, exc=asyncio.CancelledError())
 
     # -- finishing ---------------------------------------------------------
 
-    def _finish(self, flight, result=None, exc=None, pool=False):
+    def _finish(self, flight: ConcurrentFlight, result: Any = None,
+                exc: Optional[BaseException] = None, pool: bool = False) -> None:
         """Write ``flight``'s one final reply, then free its slot."""
         w = self.worker
         out = w.output
@@ -293,7 +318,7 @@ class Dispatcher(object):
                 sid = ctx.session_id
                 held = w.held_change(sid)
                 if flight.entered and sid is not None:
-                    users = w._session_users
+                    users = self.session_users
                     left = users.get(sid, 1) - 1
                     if left > 0:
                         users[sid] = left
@@ -328,12 +353,12 @@ class Dispatcher(object):
             if self.broken or w.term_requested or w.stop_code is not None:
                 self.wake()
 
-    def _admit(self):
+    def _admit(self) -> Tuple[List[ConcurrentFlight], List[Tuple[ConcurrentFlight, float]]]:
         """Under the lock: the waiting flights that get the free slots, and
         the ones whose deadline passed while they waited."""
-        start = []
-        expired = []
-        now = None
+        start: List[ConcurrentFlight] = []
+        expired: List[Tuple[ConcurrentFlight, float]] = []
+        now: Optional[float] = None
         while self.waiting and self.running < self.n:
             f = self.waiting.popleft()
             d = f.ctx.deadline
@@ -350,7 +375,7 @@ class Dispatcher(object):
             start.append(f)
         return start, expired
 
-    def _reply_late(self, flight, late):
+    def _reply_late(self, flight: ConcurrentFlight, late: float) -> None:
         try:
             self.worker.output.error(flight.rid, "DeadlineExceeded",
                                      "deadline passed %d ms before %s could start"
@@ -358,16 +383,17 @@ class Dispatcher(object):
         except OSError:
             self.broken = True
 
-    def idle(self):
+    def idle(self) -> bool:
         with self.lock:
             return self.running == 0 and not self.waiting
 
-    def serve(self):
+    def serve(self) -> int:
         """The main thread's loop (:func:`pyvisor.reader.serve`)."""
         from .reader import serve
         return serve(self)
 
-    def wake(self):
+    def wake(self) -> None:
+
         """Wake the main thread (a reply that may end a stop, a broken pipe)."""
         fd = self.wake_fd
         if fd is not None:

@@ -77,7 +77,11 @@ can so send one call to any worker. ``configure_lm`` with the configuration a
 namespace already has is a no-op.
 """
 
-from .registry import command, on_cleanup, on_stats
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Dict, Iterator, Optional, Tuple
+
+from .registry import Context, command, on_cleanup, on_stats
 from . import dspy_engine as _engine
 from . import dspy_programs as _programs
 from . import dspy_run as _run
@@ -85,8 +89,8 @@ from . import dspy_state as _state
 from .dspy_engine import (MAX_MESSAGE, MIN_DSPY_MAJOR, NO_KEY_PLACEHOLDER,  # noqa: F401
                           dspy_model_name, dspy_module, engine_name)
 from .dspy_programs import (PREDICT_RESERVED, PROGRAM_TYPES, PYDANTIC_RESERVED,  # noqa: F401
-                            RESERVED_FIELD_NAMES, STATE_KEY, ProgramNotFoundError,
-                            SessionRequiredError, normalize_signature)
+                            RESERVED_FIELD_NAMES, STATE_KEY, Namespace, Program,
+                            ProgramNotFoundError, SessionRequiredError, normalize_signature)
 from .lm import AdapterParseError, LMError
 
 __all__ = ["SessionRequiredError", "ProgramNotFoundError", "LMError", "AdapterParseError",
@@ -97,7 +101,8 @@ _args = _programs.check_args
 _with_restored = _programs.with_restored
 
 
-def _program_call(args, ctx, cmd):
+def _program_call(args: Any, ctx: Context,
+                  cmd: str) -> Tuple[Dict[str, Any], Namespace, Program, Optional[bool]]:
     """``(args, namespace, program, restored)`` of a command about one program."""
     args = _args(args, cmd)
     ns = _namespace(ctx, cmd, create=args.get("restore") is not None)
@@ -106,8 +111,8 @@ def _program_call(args, ctx, cmd):
 
 
 @on_cleanup
-def _cleanup(session_id, session):
-    ns = session.pop(STATE_KEY, None)
+def _cleanup(session_id: str, session: Dict[str, Any]) -> Dict[str, Any]:
+    ns: Optional[Namespace] = session.pop(STATE_KEY, None)
     n = len(ns.programs) if ns is not None else 0
     if ns is not None:
         with ns.lock:
@@ -119,7 +124,7 @@ def _cleanup(session_id, session):
 
 
 @on_stats
-def _stats(sessions):
+def _stats(sessions: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     n = len(_programs._global.programs)
     for s in list(sessions.values()):  # a copy: other threads may add sessions meanwhile
         ns = s.get(STATE_KEY)
@@ -129,17 +134,19 @@ def _stats(sessions):
 
 
 @command("configure_lm")
-def configure_lm(args, ctx):
+def configure_lm(args: Any, ctx: Context) -> Dict[str, Any]:
     args = _args(args, "configure_lm")
     ns = _namespace(ctx, "configure_lm")
     with ns.lock:
         if ns.lm is None or ns.lm_args != args:  # the same configuration again: a no-op
             _programs.set_lm(ns, _engine.make_lm(args, "configure_lm"), args)
-        return {"configured": True, "provider": ns.lm.provider, "model": ns.lm.model}
+        lm = ns.lm
+        assert lm is not None  # set just now, or before
+        return {"configured": True, "provider": lm.provider, "model": lm.model}
 
 
 @command("create_program")
-def create_program(args, ctx):
+def create_program(args: Any, ctx: Context) -> Dict[str, Any]:
     args = _args(args, "create_program")
     ns = _namespace(ctx, "create_program")
     replace = args.get("replace", False)
@@ -152,14 +159,14 @@ def create_program(args, ctx):
 
 
 @command("execute_program")
-def execute_program(args, ctx):
+def execute_program(args: Any, ctx: Context) -> Dict[str, Any]:
     args, ns, p, restored = _program_call(args, ctx, "execute_program")
     inputs = _run.check_inputs(p, args.get("inputs"), "execute_program")
     return _with_restored(_run.execute(ns, p, inputs), restored)
 
 
 @command("stream_program")
-async def stream_program(args, ctx):
+async def stream_program(args: Any, ctx: Context) -> AsyncIterator[Dict[str, Any]]:
     """An async generator: field chunks, then one result chunk (dspy_run)."""
     args, ns, p, restored = _program_call(args, ctx, "stream_program")
     inputs = _run.check_inputs(p, args.get("inputs"), "stream_program")
@@ -172,14 +179,14 @@ async def stream_program(args, ctx):
 
 
 @command("optimize_program")
-def optimize_program(args, ctx):
+def optimize_program(args: Any, ctx: Context) -> Iterator[Dict[str, Any]]:
     """A generator: progress chunks, then one result chunk (dspy_run)."""
     args, ns, p, restored = _program_call(args, ctx, "optimize_program")
     yield from _run.optimize(ns, p, args, restored, ctx)
 
 
 @command("export_program")
-def export_program(args, ctx):
+def export_program(args: Any, ctx: Context) -> Dict[str, Any]:
     args, ns, p, restored = _program_call(args, ctx, "export_program")
     with ns.lock:
         state = _state.export_state(p)
@@ -188,7 +195,7 @@ def export_program(args, ctx):
 
 
 @command("import_program")
-def import_program(args, ctx):
+def import_program(args: Any, ctx: Context) -> Dict[str, Any]:
     cmd = "import_program"
     args, ns, p, restored = _program_call(args, ctx, cmd)
     if "state" not in args or args["state"] is None:
@@ -203,14 +210,14 @@ def import_program(args, ctx):
 
 
 @command("list_programs")
-def list_programs(args, ctx):
+def list_programs(args: Any, ctx: Context) -> Dict[str, Any]:
     ns = _namespace(ctx, "list_programs", create=False)
     return {"programs": [{"program_id": p.program_id, "type": p.type}
                          for p in list(ns.programs.values())]}
 
 
 @command("delete_program")
-def delete_program(args, ctx):
+def delete_program(args: Any, ctx: Context) -> Dict[str, Any]:
     args, ns, p, restored = _program_call(args, ctx, "delete_program")
     with ns.lock:
         if ns.programs.get(p.program_id) is p:
@@ -219,7 +226,8 @@ def delete_program(args, ctx):
 
 
 @command("get_program_info")
-def get_program_info(args, ctx):
+def get_program_info(args: Any, ctx: Context) -> Dict[str, Any]:
+
     args, ns, p, restored = _program_call(args, ctx, "get_program_info")
     return _with_restored(_programs.program_info(p), restored)
 

@@ -9,14 +9,25 @@ in :data:`_CURRENT` (a contextvar too), so calls may run at once on several
 threads or asyncio tasks.
 """
 
+from __future__ import annotations
+
 import contextlib
 import contextvars
 import os
 import sys
 import threading
+from typing import (TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Mapping, Optional,
+                    Tuple)
 
 from . import lm as _lm
 from .lm import AdapterParseError, LMError
+
+if TYPE_CHECKING:
+    from .dspy_programs import Program
+
+#: What the worker knows of one ``dspy.Predict`` call of the dummy provider:
+#: (runner, signature, inputs, reasoning, demos); see :data:`_CURRENT`.
+_Call = Tuple[Any, Dict[str, Any], Dict[str, Any], bool, List[Dict[str, Any]]]
 
 #: The oldest DSPy the bridge drives (tested with the pin in python/requirements-dspy.txt).
 MIN_DSPY_MAJOR = 3
@@ -29,10 +40,10 @@ MAX_MESSAGE = 4000
 
 # -- dspy probing (at import: worker start) -----------------------------------
 
-_dspy_state = {"probed": False, "module": None, "error": None}
+_dspy_state: Dict[str, Any] = {"probed": False, "module": None, "error": None}
 
 
-def _prepare_environment():
+def _prepare_environment() -> None:
     """What DSPy and litellm read from the environment, set before they are
     imported; a value the worker was given is kept."""
     env = os.environ
@@ -51,7 +62,7 @@ def _prepare_environment():
         atexit.register(shutil.rmtree, d, True)
 
 
-def dspy_module():
+def dspy_module() -> Any:
     """The ``dspy`` module when usable, else ``None`` (probed once)."""
     st = _dspy_state
     if not st["probed"]:
@@ -61,7 +72,7 @@ def dspy_module():
     return st["module"]
 
 
-def probe():
+def probe() -> None:
     st = _dspy_state
     st["probed"] = True
     if _dspy_mode() == "off":
@@ -93,14 +104,14 @@ def probe():
                             % sys.version_info[:3])
 
 
-def _configure_once(dspy):
+def _configure_once(dspy: Any) -> None:
     """The one ``dspy.configure`` of the process: from the main thread (DSPy
     refuses ``configure`` from any thread but the first that called it)."""
     if threading.current_thread() is threading.main_thread():
         dspy.configure(disable_history=True)
 
 
-def _dspy_mode():
+def _dspy_mode() -> str:
     v = os.environ.get("PYVISOR_DSPY", "auto").strip().lower()
     if v in ("0", "off", "false", "no"):
         return "off"
@@ -109,15 +120,15 @@ def _dspy_mode():
     return "auto"
 
 
-def engine_name():
+def engine_name() -> str:
     return "dspy" if dspy_module() is not None else "builtin"
 
 
 # -- modules ------------------------------------------------------------------
 
-def build_module(dspy, signature, ptype):
+def build_module(dspy: Any, signature: Dict[str, Any], ptype: str) -> Any:
     """A fresh ``dspy.Predict`` / ``dspy.ChainOfThought`` for a normalized signature."""
-    fields = {}
+    fields: Dict[str, Any] = {}
     for f in signature["inputs"]:
         kw = {"desc": f["description"]} if f["description"] else {}
         fields[f["name"]] = (str, dspy.InputField(**kw))
@@ -131,23 +142,24 @@ def build_module(dspy, signature, ptype):
     return dspy.ChainOfThought(sig) if ptype == "chain_of_thought" else dspy.Predict(sig)
 
 
-def predictors(module):
+def predictors(module: Any) -> List[Any]:
     """The module's ``dspy.Predict`` objects (a Predict is its own only one)."""
     named = getattr(module, "predictors", None)
     return list(named()) if named is not None else []
 
 
-def demo_count(module):
+def demo_count(module: Any) -> int:
     return sum(len(getattr(p, "demos", None) or ()) for p in predictors(module))
 
 
-def demo_dict(demo):
+def demo_dict(demo: Any) -> Dict[str, Any]:
     """A demo (``dspy.Example`` or a plain map, as ``load_state`` leaves them) as a dict."""
     if isinstance(demo, dict):
         return demo
     to_dict = getattr(demo, "toDict", None)
     if to_dict is not None:
-        return to_dict()
+        out: Dict[str, Any] = to_dict()
+        return out
     try:
         return dict(demo)
     except Exception:
@@ -156,7 +168,7 @@ def demo_dict(demo):
 
 # -- LMs ----------------------------------------------------------------------
 
-def dspy_model_name(model):
+def dspy_model_name(model: str) -> str:
     """The model string for ``dspy.LM`` of an OpenAI-compatible endpoint:
     ``openai/`` + the name, unless the name already starts with ``openai/``
     (``meta-llama/Llama-3`` is a model name there, not a provider)."""
@@ -167,20 +179,21 @@ def dspy_model_name(model):
 #: progress: what the DummyLM of the ``dummy`` provider answers from. Set by
 #: :class:`_DummyCall` (a DSPy callback) at each Predict call, so it is right
 #: for every LM call, also those an optimizer makes with other inputs.
-_CURRENT = contextvars.ContextVar("pyvisor_dspy_call", default=None)
+_CURRENT: contextvars.ContextVar[Optional[_Call]] = contextvars.ContextVar(
+    "pyvisor_dspy_call", default=None)
 
 
 class _DummyAnswers(object):
     """The answers iterator of a ``dspy.utils.DummyLM``: each LM call takes the
     built-in dummy's outputs for the Predict call in progress."""
 
-    def __init__(self, runner):
+    def __init__(self, runner: _lm.LM) -> None:
         self.runner = runner
 
-    def __iter__(self):
+    def __iter__(self) -> _DummyAnswers:
         return self
 
-    def __next__(self):
+    def __next__(self) -> Dict[str, str]:
         call = _CURRENT.get()
         if call is None or call[0] is not self.runner:
             raise StopIteration  # DummyLM answers "No more responses"
@@ -189,14 +202,14 @@ class _DummyAnswers(object):
                 for k, v in self.runner.complete(signature, inputs, reasoning, demos).items()}
 
 
-def dummy_lm(dspy, runner):
+def dummy_lm(dspy: Any, runner: _lm.LM) -> Any:
     return dspy.utils.DummyLM(_DummyAnswers(runner))
 
 
-_callback_class = []
+_callback_class: List[type] = []
 
 
-def _dummy_call_class(dspy):
+def _dummy_call_class(dspy: Any) -> type:
     if _callback_class:
         return _callback_class[0]
     from dspy.utils.callback import BaseCallback
@@ -205,14 +218,16 @@ def _dummy_call_class(dspy):
         """Sets :data:`_CURRENT` for each ``dspy.Predict`` call of one run (its
         inputs and demos), resets it when the call ends."""
 
-        def __init__(self, runner, signature, reasoning):
+        def __init__(self, runner: _lm.LM, signature: Dict[str, Any],
+
+                     reasoning: bool) -> None:
             self.runner = runner
             self.signature = signature
             self.reasoning = reasoning
             self.names = [f["name"] for f in signature["inputs"]]
-            self.tokens = {}
+            self.tokens: Dict[str, contextvars.Token[Optional[_Call]]] = {}
 
-        def on_module_start(self, call_id, instance, inputs):
+        def on_module_start(self, call_id: str, instance: Any, inputs: Dict[str, Any]) -> None:
             if not isinstance(instance, dspy.Predict):
                 return
             kw = inputs.get("kwargs")
@@ -223,7 +238,8 @@ def _dummy_call_class(dspy):
             self.tokens[call_id] = _CURRENT.set((self.runner, self.signature, values,
                                                  self.reasoning, demos))
 
-        def on_module_end(self, call_id, outputs, exception=None):
+        def on_module_end(self, call_id: str, outputs: Any,
+                          exception: Optional[Exception] = None) -> None:
             token = self.tokens.pop(call_id, None)
             if token is not None:
                 try:
@@ -235,12 +251,14 @@ def _dummy_call_class(dspy):
     return _DummyCall
 
 
-def build_dspy_lm(dspy, cfg, cmd):
+def build_dspy_lm(dspy: Any, cfg: _lm.LM, cmd: str) -> Any:
     """The session's DSPy LM for the built-in LM object ``cfg`` (validated)."""
     if cfg.provider == "dummy":
         return dummy_lm(dspy, cfg)
+    assert isinstance(cfg, _lm.OpenAILM)  # the one other provider
     model = dspy_model_name(cfg.model)
-    kw = {"api_base": cfg.base_url, "api_key": cfg.api_key or NO_KEY_PLACEHOLDER,
+
+    kw: Dict[str, Any] = {"api_base": cfg.base_url, "api_key": cfg.api_key or NO_KEY_PLACEHOLDER,
           "timeout": cfg.timeout_s, "cache": cfg.cache, "num_retries": cfg.num_retries}
     if cfg.temperature is not None:
         kw["temperature"] = cfg.temperature
@@ -255,14 +273,14 @@ def build_dspy_lm(dspy, cfg, cmd):
         raise lm_error(e, "%s: dspy.LM(%r) refused the configuration" % (cmd, model)) from e
 
 
-def make_lm(args, cmd):
+def make_lm(args: Any, cmd: str) -> Tuple[_lm.LM, Any]:
     """Validate configure_lm ``args``; return ``(built-in LM, DSPy LM or None)``."""
     cfg = _lm.make_lm(args, cmd)
     dspy = dspy_module()
     return cfg, (build_dspy_lm(dspy, cfg, cmd) if dspy is not None else None)
 
 
-def close_dspy_lm(dlm):
+def close_dspy_lm(dlm: Any) -> None:
     close = getattr(dlm, "close", None)
     if close is not None:
         try:
@@ -271,11 +289,11 @@ def close_dspy_lm(dlm):
             pass
 
 
-def call_settings(dspy, p, dspy_lm, runner):
+def call_settings(dspy: Any, p: Program, dspy_lm: Any, runner: _lm.LM) -> Dict[str, Any]:
     """The ``dspy.context`` keyword arguments of one run of program ``p``: the
     session's LM, no history, a trace list of its own, and for the dummy
     provider the callback that tells the DummyLM what it is answering."""
-    kw = {"lm": dspy_lm, "disable_history": True, "trace": []}
+    kw: Dict[str, Any] = {"lm": dspy_lm, "disable_history": True, "trace": []}
     if runner.provider == "dummy":
         kw["callbacks"] = [_dummy_call_class(dspy)(runner, p.signature,
                                                    p.type == "chain_of_thought")]
@@ -284,12 +302,12 @@ def call_settings(dspy, p, dspy_lm, runner):
 
 # -- errors -------------------------------------------------------------------
 
-def clip(text):
+def clip(text: str) -> str:
     text = text.strip()
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
 
 
-def _causes(e):
+def _causes(e: Optional[BaseException]) -> Iterator[BaseException]:
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
@@ -297,11 +315,11 @@ def _causes(e):
         e = e.__cause__ or e.__context__
 
 
-def _int_status(v):
+def _int_status(v: Any) -> Optional[int]:
     return v if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 else None
 
 
-def lm_error(e, prefix):
+def lm_error(e: BaseException, prefix: str) -> LMError:
     """``e`` (raised by DSPy) as a pyvisor LMError / AdapterParseError, keeping
     its structure: DSPy 3.4's ``status``/``retry_after``/``code``/``provider``/
     ``request_id`` attributes, or litellm's ``status_code`` where an unwrapped
@@ -314,7 +332,8 @@ def lm_error(e, prefix):
     if "AdapterParseError" in names:
         return AdapterParseError("%s: %s: %s" % (prefix, kind, clip(str(e))), kind=kind,
                                  code=getattr(e, "code", None) or "adapter_parse_error")
-    status = retry_after = None
+    status: Optional[int] = None
+    retry_after: Optional[float] = None
     for c in _causes(e):
         status = _int_status(getattr(c, "status", None)) or \
             _int_status(getattr(c, "status_code", None))
@@ -343,14 +362,15 @@ def lm_error(e, prefix):
 
 # -- usage --------------------------------------------------------------------
 
-def track_usage(dspy):
+def track_usage(dspy: Any) -> ContextManager[Any]:
     track = getattr(dspy, "track_usage", None)
     if track is None:
         return contextlib.nullcontext(None)
-    return track()
+    cm: ContextManager[Any] = track()
+    return cm
 
 
-def usage_of(tracker, runner):
+def usage_of(tracker: Any, runner: _lm.LM) -> Optional[Dict[str, Any]]:
     """The run's token usage summed over its LM calls (one LM per session), or
     None (always for the dummy, which reports zeros)."""
     if tracker is None or runner.provider == "dummy":
@@ -359,7 +379,7 @@ def usage_of(tracker, runner):
         totals = tracker.get_total_tokens()
     except Exception:
         return None
-    out = {}
+    out: Dict[str, Any] = {}
     for per_lm in (totals or {}).values():
         counts = _lm.usage_counts(per_lm) or {}
         for k, v in counts.items():
@@ -374,13 +394,13 @@ def usage_of(tracker, runner):
 
 # -- running ------------------------------------------------------------------
 
-def output_names(p):
+def output_names(p: Program) -> List[str]:
     return (["reasoning"] if p.type == "chain_of_thought" else []) + \
         [f["name"] for f in p.signature["outputs"]]
 
 
-def outputs_of(p, pred):
-    outputs = {}
+def outputs_of(p: Program, pred: Any) -> Dict[str, Any]:
+    outputs: Dict[str, Any] = {}
     for name in output_names(p):
         try:
             outputs[name] = plain(pred[name])  # not getattr: Prediction has methods named keys, items, ...
@@ -389,11 +409,12 @@ def outputs_of(p, pred):
     return outputs
 
 
-def failure_prefix(p):
+def failure_prefix(p: Program) -> str:
     return "dspy program '%s' failed" % p.program_id
 
 
-def run(dspy, p, module, dspy_lm, runner, inputs):
+def run(dspy: Any, p: Program, module: Any, dspy_lm: Any, runner: _lm.LM,
+        inputs: Mapping[str, Any]) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
     """Run ``module`` (program ``p``'s) with the session's LM; ``(outputs, usage)``.
 
     One execution makes one Predict call with the caller's inputs, so the dummy
@@ -402,7 +423,7 @@ def run(dspy, p, module, dspy_lm, runner, inputs):
     ``inspect.getcallargs`` (about a third of a dummy execution). Optimizers,
     whose Predict calls carry other inputs, keep the callback (:func:`call_settings`).
     """
-    token = None
+    token: Optional[contextvars.Token[Optional[_Call]]] = None
     if runner.provider == "dummy":
         predictors = module.predictors() if hasattr(module, "predictors") else []
         demos = [demo_dict(d) for d in (getattr(predictors[0], "demos", None) or ())] if predictors else []
@@ -420,7 +441,8 @@ def run(dspy, p, module, dspy_lm, runner, inputs):
     return outputs_of(p, pred), usage_of(tracker, runner)
 
 
-def plain(v):
+def plain(v: Any) -> Any:
+
     """``v`` as wire values: str-keyed maps, lists, str/int/float/bool/bytes/None
     (anything else as its ``str``)."""
     if v is None or isinstance(v, (str, int, float, bool, bytes)):

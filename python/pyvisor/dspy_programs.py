@@ -8,13 +8,23 @@ everything was validated and built; a running call reads a program's module
 once, so it runs with one whole module even if another call swaps it.
 """
 
+from __future__ import annotations
+
 import copy
 import os
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import dspy_engine as _engine
 from . import dspy_state as _state
+from .lm import LM
+
+if TYPE_CHECKING:
+    from .registry import Context
+
+#: ``(type, signature, state_rev)`` of a create_program spec: what restore compares.
+SpecKey = Tuple[Any, Any, Any]
 
 #: Key of the DSPy namespace inside a session's dict.
 STATE_KEY = "__pyvisor_dspy__"
@@ -46,15 +56,26 @@ class SessionRequiredError(ValueError):
 class ProgramNotFoundError(LookupError):
     """No program with that id in the namespace."""
 
-    def __str__(self):  # LookupError would quote the message like KeyError
-        return self.args[0] if self.args else ""
+    def __str__(self) -> str:  # LookupError would quote the message like KeyError
+        return str(self.args[0]) if self.args else ""
 
 
 class Program(object):
     __slots__ = ("program_id", "type", "signature", "created_at", "executions", "module",
                  "spec", "demos", "instructions")
 
-    def __init__(self, program_id, ptype, signature, module=None, spec=None):
+    program_id: str
+    type: str
+    signature: Dict[str, Any]
+    created_at: float
+    executions: int
+    module: Any
+    spec: Optional[SpecKey]
+    demos: List[Dict[str, Any]]
+    instructions: Optional[str]
+
+    def __init__(self, program_id: str, ptype: str, signature: Dict[str, Any],
+                 module: Any = None, spec: Optional[SpecKey] = None) -> None:
         self.program_id = program_id
         self.type = ptype
         self.signature = signature
@@ -70,7 +91,14 @@ class Program(object):
 class Namespace(object):
     __slots__ = ("label", "programs", "lm", "lm_args", "dspy_lm", "lock")
 
-    def __init__(self, label):
+    label: str
+    programs: Dict[str, Program]
+    lm: Optional[LM]
+    lm_args: Optional[Dict[str, Any]]
+    dspy_lm: Any
+    lock: threading.RLock
+
+    def __init__(self, label: str) -> None:
         self.label = label
         self.programs = {}
         self.lm = None        # the built-in LM object (its provider/model label the results)
@@ -83,12 +111,12 @@ _global = Namespace("the standalone namespace")
 _counter_lock = threading.Lock()
 
 
-def count_execution(p):
+def count_execution(p: Program) -> None:
     with _counter_lock:
         p.executions += 1
 
 
-def namespace(ctx, cmd, create=True):
+def namespace(ctx: Context, cmd: str, create: bool = True) -> Namespace:
     if ctx.mode != "pool-worker":
         return _global
     sid = ctx.session_id
@@ -99,14 +127,15 @@ def namespace(ctx, cmd, create=True):
     if not create and not ctx.has_session:
         return Namespace("session '%s'" % sid)
     s = ctx.session
-    ns = s.get(STATE_KEY)
+    ns: Optional[Namespace] = s.get(STATE_KEY)
     if ns is None:
         # setdefault: two calls of a new session on two threads get one namespace
         ns = s.setdefault(STATE_KEY, Namespace("session '%s'" % sid))
     return ns
 
 
-def check_args(args, cmd):
+def check_args(args: Any, cmd: str) -> Dict[str, Any]:
+
     if args is None:
         return {}
     if not isinstance(args, dict):
@@ -114,21 +143,22 @@ def check_args(args, cmd):
     return args
 
 
-def program_id(args, cmd):
+def program_id(args: Dict[str, Any], cmd: str) -> str:
     pid = args.get("program_id")
     if not isinstance(pid, str) or not pid:
         raise ValueError("%s: program_id must be a non-empty string, got %r" % (cmd, pid))
     return pid
 
 
-def state_rev(args, cmd, where="state_rev"):
+def state_rev(args: Dict[str, Any], cmd: str, where: str = "state_rev") -> Optional[int]:
     rev = args.get("state_rev")
     if rev is not None and (isinstance(rev, bool) or not isinstance(rev, int) or rev < 0):
         raise ValueError("%s: %s must be an integer >= 0, got %r" % (cmd, where, rev))
     return rev
 
 
-def _restore_args(args, pid, cmd):
+def _restore_args(args: Dict[str, Any], pid: str,
+                  cmd: str) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
     """Check ``args["restore"]``; return ``(lm_args or None, program_args)``."""
     restore = args["restore"]
     if not isinstance(restore, dict):
@@ -155,12 +185,12 @@ def _restore_args(args, pid, cmd):
     return lm_args, prog
 
 
-def spec_key(args):
+def spec_key(args: Dict[str, Any]) -> SpecKey:
     ptype = args.get("type")
     return ("predict" if ptype is None else ptype, args.get("signature"), args.get("state_rev"))
 
 
-def resolve(ns, args, cmd):
+def resolve(ns: Namespace, args: Dict[str, Any], cmd: str) -> Tuple[Program, Optional[bool]]:
     """The program ``args`` names, and whether ``args["restore"]`` had to (re)make
     it or the namespace's LM. Without ``restore``, a missing program is a
     ProgramNotFoundError. With it, everything is validated (and built) before
@@ -183,14 +213,15 @@ def resolve(ns, args, cmd):
         fresh = None
         if p is None or p.spec != spec_key(prog):
             fresh = build_program(ns, prog, replace=True)
-        if made is not None:
+        if made is not None and lm_args is not None:  # made from lm_args
             set_lm(ns, made, lm_args)
         if fresh is not None:
             p = ns.programs[pid] = fresh
+        assert p is not None  # there, or just made
         return p, made is not None or fresh is not None
 
 
-def set_lm(ns, made, lm_args):
+def set_lm(ns: Namespace, made: Tuple[LM, Any], lm_args: Dict[str, Any]) -> None:
     cfg, dspy_lm = made
     with ns.lock:
         if ns.dspy_lm is not None and ns.dspy_lm is not dspy_lm:
@@ -200,7 +231,7 @@ def set_lm(ns, made, lm_args):
         ns.dspy_lm = dspy_lm
 
 
-def session_lm(ns):
+def session_lm(ns: Namespace) -> Tuple[LM, Any]:
     """``(built-in LM, dspy LM or None)`` of a call: the namespace's, or a fresh
     default dummy when the session configured none."""
     with ns.lock:
@@ -212,14 +243,14 @@ def session_lm(ns):
     return lm, dspy_lm
 
 
-def _lm_default():
+def _lm_default() -> LM:
     from .lm import DummyLM
     return DummyLM()
 
 
 # -- signatures ---------------------------------------------------------------
 
-def _reserved_reason(name, ptype):
+def _reserved_reason(name: str, ptype: str) -> Optional[str]:
     if name in PREDICT_RESERVED:
         if name in ("self", "completions"):
             return "dspy.Predict's call has a parameter of that name"
@@ -231,7 +262,7 @@ def _reserved_reason(name, ptype):
     return None
 
 
-def normalize_signature(sig, ptype, cmd="create_program"):
+def normalize_signature(sig: Any, ptype: str, cmd: str = "create_program") -> Dict[str, Any]:
     """Validate a wire signature; return ``{inputs, outputs, instructions}``
     with every field as ``{name, description}``."""
     if sig is None:
@@ -239,9 +270,10 @@ def normalize_signature(sig, ptype, cmd="create_program"):
     if not isinstance(sig, dict):
         raise ValueError("%s: signature must be a map with inputs and outputs, got %s"
                          % (cmd, type(sig).__name__))
-    seen = {}
-    out = {}
+    seen: Dict[str, str] = {}
+    out: Dict[str, Any] = {}
     for part in ("inputs", "outputs"):
+
         fields = sig.get(part)
         if not isinstance(fields, list) or not fields:
             raise ValueError("%s: signature.%s must be a non-empty list of fields, got %s"
@@ -292,7 +324,7 @@ def normalize_signature(sig, ptype, cmd="create_program"):
 
 # -- building -----------------------------------------------------------------
 
-def build_program(ns, args, replace=False):
+def build_program(ns: Namespace, args: Dict[str, Any], replace: bool = False) -> Program:
     """Validate create_program ``args`` (``state`` and ``state_rev`` included);
     return the new Program (not yet stored), its state loaded. The error
     messages are create_program's, whoever calls."""
@@ -326,20 +358,23 @@ def build_program(ns, args, replace=False):
     return p
 
 
-def program_info(p):
+def program_info(p: Program) -> Dict[str, Any]:
     return {"program_id": p.program_id, "type": p.type, "signature": p.signature,
             "executions": p.executions, "created_at": p.created_at,
             "engine": "dspy" if p.module is not None else "builtin",
             "demos": _state.demo_count(p)}
 
 
-def set_state_rev(p, rev):
+def set_state_rev(p: Program, rev: Optional[int]) -> None:
     """Record that program ``p`` now has the state of revision ``rev`` (when given)."""
     if rev is not None:
-        p.spec = (p.spec[0], p.spec[1], rev)
+        spec = p.spec
+        assert spec is not None  # every program is built with its spec
+        p.spec = (spec[0], spec[1], rev)
 
 
-def with_restored(result, restored):
+def with_restored(result: Dict[str, Any], restored: Optional[bool]) -> Dict[str, Any]:
+
     """``restored`` is in the result when the request carried ``restore``."""
     if restored is not None:
         result["restored"] = restored

@@ -16,22 +16,34 @@ Chunks (the values the generators yield):
   <count>, "state": <export_program's state>}``.
 """
 
+from __future__ import annotations
+
 import asyncio
 import contextvars
 import queue
 import re
 import threading
+from typing import (TYPE_CHECKING, Any, AsyncGenerator, Dict, Iterator, List, Mapping,
+                    Optional, Set, Tuple)
+
 
 from . import dspy_engine as _engine
 from . import dspy_programs as _programs
 from . import dspy_state as _state
 from . import lm as _lm
 
+if TYPE_CHECKING:
+    from .dspy_programs import Namespace, Program
+    from .registry import Context
+
+#: A chunk of stream_program / optimize_program.
+Chunk = Dict[str, Any]
+
 #: How often a waiting optimize_program looks at ``ctx.cancelled`` (seconds).
 CANCEL_POLL_S = 0.1
 
 
-def check_inputs(p, inputs, cmd):
+def check_inputs(p: Program, inputs: Any, cmd: str) -> Dict[str, Any]:
     if inputs is None:
         inputs = {}
     if not isinstance(inputs, dict):
@@ -50,21 +62,22 @@ def check_inputs(p, inputs, cmd):
     return inputs
 
 
-def _builtin_signature(p):
+def _builtin_signature(p: Program) -> Dict[str, Any]:
     if p.instructions is None:
         return p.signature
     return dict(p.signature, instructions=p.instructions)
 
 
-def _result(p, lm, outputs, usage):
-    result = {"program_id": p.program_id, "outputs": outputs, "provider": lm.provider,
+def _result(p: Program, lm: _lm.LM, outputs: Dict[str, Any],
+            usage: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    result: Dict[str, Any] = {"program_id": p.program_id, "outputs": outputs, "provider": lm.provider,
               "model": lm.model}
     if usage:
         result["usage"] = usage
     return result
 
 
-def execute(ns, p, inputs):
+def execute(ns: Namespace, p: Program, inputs: Mapping[str, Any]) -> Dict[str, Any]:
     """One execution of program ``p`` with the session's LM: execute_program's
     result (without ``restored``)."""
     lm, dspy_lm = _programs.session_lm(ns)
@@ -80,16 +93,17 @@ def execute(ns, p, inputs):
 
 # -- stream_program -----------------------------------------------------------
 
-def _text(v):
+def _text(v: Any) -> str:
     return "" if v is None else _lm._text(v)
 
 
-def _pieces(text):
+def _pieces(text: str) -> List[str]:
     """``text`` word by word (each word with the whitespace before it)."""
     return [s for s in re.split(r"(?<=\s)(?=\S)", text) if s] or [text]
 
 
-async def stream(ns, p, inputs, restored):
+async def stream(ns: Namespace, p: Program, inputs: Mapping[str, Any],
+                 restored: Optional[bool]) -> AsyncGenerator[Chunk, None]:
     """The chunks of one streamed execution (see the module doc)."""
     lm, dspy_lm = _programs.session_lm(ns)
     module = p.module
@@ -101,7 +115,7 @@ async def stream(ns, p, inputs, restored):
             for piece in _pieces(_text(outputs.get(name))):
                 yield {"type": "field", "field": name, "text": piece}
     else:
-        box = {}
+        box: Dict[str, Any] = {}
         inner = _stream_dspy(p, module, dspy_lm, lm, inputs, box)
         try:
             async for chunk in inner:
@@ -114,17 +128,19 @@ async def stream(ns, p, inputs, restored):
            "result": _programs.with_restored(_result(p, lm, outputs, usage), restored)}
 
 
-async def _stream_dspy(p, module, dspy_lm, runner, inputs, box):
+async def _stream_dspy(p: Program, module: Any, dspy_lm: Any, runner: _lm.LM,
+                       inputs: Mapping[str, Any],
+                       box: Dict[str, Any]) -> AsyncGenerator[Chunk, None]:
     """``dspy.streamify`` with a StreamListener per output field, run in a task
     of its own (its ``dspy.context`` never spans this generator's yields, so it
     is right whichever task resumes the generator), its values passed on
     through a queue; the task is cancelled when the generator is closed."""
     dspy = _engine.dspy_module()
     names = _engine.output_names(p)
-    q = asyncio.Queue()
+    q: asyncio.Queue[Tuple[Any, ...]] = asyncio.Queue()
     done = object()
 
-    async def pump():
+    async def pump() -> None:
         try:
             from dspy.streaming import StreamResponse
             listeners = [dspy.streaming.StreamListener(signature_field_name=n) for n in names]
@@ -151,7 +167,7 @@ async def _stream_dspy(p, module, dspy_lm, runner, inputs, box):
                 raise
 
     task = asyncio.ensure_future(pump())
-    seen = set()
+    seen: Set[str] = set()
     try:
         while True:
             item = await q.get()
@@ -178,16 +194,18 @@ async def _stream_dspy(p, module, dspy_lm, runner, inputs, box):
 
 # -- optimize_program ---------------------------------------------------------
 
-def _int_arg(args, key, default, minimum, cmd):
+def _int_arg(args: Mapping[str, Any], key: str, default: int, minimum: int, cmd: str) -> int:
     v = args.get(key)
     if v is None:
         return default
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise ValueError("%s: %s must be an integer >= %d, got %r" % (cmd, key, minimum, v))
-    return v
+    n: int = v
+    return n
 
 
-def check_trainset(p, trainset, cmd):
+def check_trainset(p: Program, trainset: Any,
+                   cmd: str) -> List[Tuple[Dict[str, Any], Dict[str, Any]]]:
     """``[(inputs, outputs)]`` of a wire trainset, every example checked against
     the program's signature (precise names of missing and unknown fields)."""
     if not isinstance(trainset, list) or not trainset:
@@ -196,7 +214,7 @@ def check_trainset(p, trainset, cmd):
                             repr(trainset) if trainset == [] else type(trainset).__name__))
     in_names = [f["name"] for f in p.signature["inputs"]]
     out_names = [f["name"] for f in p.signature["outputs"]]
-    out = []
+    out: List[Tuple[Dict[str, Any], Dict[str, Any]]] = []
     for i, ex in enumerate(trainset):
         where = "trainset[%d]" % i
         if not isinstance(ex, dict):
@@ -206,8 +224,8 @@ def check_trainset(p, trainset, cmd):
         if unknown:
             raise ValueError("%s: %s has unknown key(s) %s (expected inputs, outputs)"
                              % (cmd, where, ", ".join("'%s'" % k for k in unknown)))
-        problems = []
-        parts = []
+        problems: List[str] = []
+        parts: List[Dict[str, Any]] = []
         for part, names, label in (("inputs", in_names, "input"),
                                    ("outputs", out_names, "output")):
             values = ex.get(part)
@@ -232,7 +250,8 @@ def check_trainset(p, trainset, cmd):
     return out
 
 
-def optimize(ns, p, args, restored, ctx, cmd="optimize_program"):
+def optimize(ns: Namespace, p: Program, args: Dict[str, Any], restored: Optional[bool],
+             ctx: Context, cmd: str = "optimize_program") -> Iterator[Chunk]:
     """The chunks of an optimization run of program ``p`` (see the module doc)."""
     examples = check_trainset(p, args.get("trainset"), cmd)
     max_boot = _int_arg(args, "max_bootstrapped_demos", 4, 0, cmd)
@@ -250,7 +269,7 @@ def optimize(ns, p, args, restored, ctx, cmd="optimize_program"):
             _programs.set_state_rev(p, rev)
             state = _state.export_state(p)
     else:
-        box = {}
+        box: Dict[str, Any] = {}
         yield from _optimize_dspy(ns, p, examples, max_boot, max_labeled, max_rounds, ctx, box)
         if "module" not in box:
             return  # cancelled: the program is left as it was
@@ -263,13 +282,16 @@ def optimize(ns, p, args, restored, ctx, cmd="optimize_program"):
                                    "demos": _state.demo_count(p), "state": state}, restored)
 
 
-def _check_still_there(ns, p, cmd):
+def _check_still_there(ns: Namespace, p: Program, cmd: str) -> None:
     if ns.programs.get(p.program_id) is not p:
         raise RuntimeError("%s: program '%s' was replaced or deleted in %s while it was "
                            "optimized; nothing changed" % (cmd, p.program_id, ns.label))
 
 
-def _optimize_dspy(ns, p, examples, max_boot, max_labeled, max_rounds, ctx, box):
+def _optimize_dspy(ns: Namespace, p: Program,
+                   examples: List[Tuple[Dict[str, Any], Dict[str, Any]]], max_boot: int,
+                   max_labeled: int, max_rounds: int, ctx: Context,
+                   box: Dict[str, Any]) -> Iterator[Chunk]:
     """BootstrapFewShot in a helper thread (with this thread's contextvars);
     progress comes from its metric calls through a queue. Sets ``box["module"]``
     and ``box["state"]`` when it finished; a generator closed early (or a
@@ -282,10 +304,10 @@ def _optimize_dspy(ns, p, examples, max_boot, max_labeled, max_rounds, ctx, box)
                 for inputs, outputs in examples]
     index = {id(ex): i for i, ex in enumerate(trainset)}
     total = len(trainset)
-    q = queue.Queue()
-    seen = set()
+    q: queue.Queue[Tuple[Any, ...]] = queue.Queue()
+    seen: Set[int] = set()
 
-    def metric(example, pred, trace=None):
+    def metric(example: Any, pred: Any, trace: Any = None) -> bool:
         ok = True
         for n in out_names:
             try:
@@ -305,7 +327,8 @@ def _optimize_dspy(ns, p, examples, max_boot, max_labeled, max_rounds, ctx, box)
     student = p.module.deepcopy()
     student._compiled = False  # the program may have been optimized before: start again
 
-    def work():
+    def work() -> None:
+
         try:
             with dspy.context(**_engine.call_settings(dspy, p, dspy_lm, lm)):
                 # max_errors: only when every attempt failed is the run a failure (DSPy

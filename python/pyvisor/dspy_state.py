@@ -14,9 +14,15 @@ Loading validates the whole state first and loads it into a freshly built
 module, so a state that is refused leaves the program as it was.
 """
 
+from __future__ import annotations
+
 import copy
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
 from . import dspy_engine as _engine
+
+if TYPE_CHECKING:
+    from .dspy_programs import Program
 
 #: Keys of a Predict's state (DSPy 3.4's ``Predict.dump_state``); ``load_state``
 #: would ``setattr`` any other key onto the Predict, so others are refused.
@@ -24,11 +30,11 @@ PREDICT_STATE_KEYS = ("traces", "train", "demos", "signature", "lm", "fields")
 BUILTIN_STATE_KEYS = ("demos", "instructions")
 
 
-def _keys(d):
+def _keys(d: Iterable[str]) -> str:
     return ", ".join("'%s'" % k for k in d)
 
 
-def _check_demos(demos, where, cmd):
+def _check_demos(demos: Any, where: str, cmd: str) -> None:
     if not isinstance(demos, list):
         raise ValueError("%s: %s must be a list of demos (maps of field values), got %s"
                          % (cmd, where, type(demos).__name__))
@@ -44,7 +50,7 @@ def _check_demos(demos, where, cmd):
 
 # -- export -------------------------------------------------------------------
 
-def _strip_lm(state):
+def _strip_lm(state: Any) -> Any:
     """Remove the ``lm`` entry of every predictor state (maps holding a
     ``signature`` and ``demos``) in a dumped state."""
     if isinstance(state, dict):
@@ -56,22 +62,26 @@ def _strip_lm(state):
     return state
 
 
-def export_state(p, module=None):
+def export_state(p: Program, module: Any = None) -> Dict[str, Any]:
     """Program ``p``'s state as wire values (``module``: the one to dump, ``p.module``
     when not given)."""
     module = p.module if module is None else module
     if module is None:
         return {"demos": copy.deepcopy(p.demos), "instructions": builtin_instructions(p)}
-    return _engine.plain(_strip_lm(module.dump_state()))
+    state: Dict[str, Any] = _engine.plain(_strip_lm(module.dump_state()))
+    return state
 
 
-def builtin_instructions(p):
-    return p.signature["instructions"] if p.instructions is None else p.instructions
+def builtin_instructions(p: Program) -> str:
+    if p.instructions is None:
+        instructions: str = p.signature["instructions"]
+        return instructions
+    return p.instructions
 
 
 # -- import -------------------------------------------------------------------
 
-def _check_predictor_state(predictor, state, where, cmd):
+def _check_predictor_state(predictor: Any, state: Any, where: str, cmd: str) -> None:
     if not isinstance(state, dict):
         raise ValueError("%s: %s must be a map (a Predict's dump_state), got %s"
                          % (cmd, where, type(state).__name__))
@@ -118,7 +128,8 @@ def _check_predictor_state(predictor, state, where, cmd):
                              "prefix and description, got %r" % (cmd, w, i, names[i], f))
 
 
-def _predictor_states(dspy, module, state, cmd):
+def _predictor_states(dspy: Any, module: Any, state: Any,
+                      cmd: str) -> List[Tuple[Any, Dict[str, Any], str]]:
     """``[(predictor, its state, where)]`` of ``state`` for ``module``, checked."""
     if isinstance(module, dspy.Predict):
         _check_predictor_state(module, state, "state", cmd)
@@ -130,7 +141,7 @@ def _predictor_states(dspy, module, state, cmd):
     unknown = [k for k in state if k not in names]
     missing = [n for n in names if n not in state]
     if unknown or missing:
-        parts = []
+        parts: List[str] = []
         if missing:
             parts.append("lacks %s" % _keys(missing))
         if unknown:
@@ -144,7 +155,7 @@ def _predictor_states(dspy, module, state, cmd):
     return out
 
 
-def load_dspy_state(dspy, p, state, cmd):
+def load_dspy_state(dspy: Any, p: Program, state: Any, cmd: str) -> Any:
     """A new module for program ``p`` with ``state`` loaded (``p`` is untouched)."""
     module = _engine.build_module(dspy, p.signature, p.type)
     if not isinstance(state, dict):
@@ -160,7 +171,8 @@ def load_dspy_state(dspy, p, state, cmd):
     return module
 
 
-def load_builtin_state(p, state, cmd):
+def load_builtin_state(p: Program, state: Any,
+                       cmd: str) -> Tuple[List[Dict[str, Any]], Optional[str]]:
     """``(demos, instructions or None)`` from a built-in runner's state."""
     if not isinstance(state, dict):
         raise ValueError("%s: state must be a map, got %s" % (cmd, type(state).__name__))
@@ -179,7 +191,7 @@ def load_builtin_state(p, state, cmd):
     return copy.deepcopy(demos), instructions
 
 
-def apply_state(dspy, p, state, cmd):
+def apply_state(dspy: Any, p: Program, state: Any, cmd: str) -> None:
     """Load ``state`` into program ``p``: validated and built first, then swapped in."""
     if p.module is not None:
         p.module = load_dspy_state(dspy, p, state, cmd)
@@ -187,5 +199,6 @@ def apply_state(dspy, p, state, cmd):
         p.demos, p.instructions = load_builtin_state(p, state, cmd)
 
 
-def demo_count(p):
+def demo_count(p: Program) -> int:
+
     return _engine.demo_count(p.module) if p.module is not None else len(p.demos)

@@ -7,10 +7,16 @@ are read in bounded chunks, so memory grows only with bytes that actually
 arrive.
 """
 
+from __future__ import annotations
+
 import io
 import os
 import select
 import struct
+from typing import BinaryIO, Callable, List, Optional, Sequence, Union
+
+#: What a frame's buffers may be (``bytes`` or a ``bytearray`` being built in place).
+Buffer = Union[bytes, bytearray, memoryview]
 
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "FrameError", "FrameTooLarge", "TruncatedFrame",
            "FrameReader", "FrameAssembler", "frame", "write_all", "write_frame", "write_parts"]
@@ -25,7 +31,7 @@ _hdr_pack = struct.Struct(">I").pack
 _hdr_unpack = struct.Struct(">I").unpack
 _hdr_unpack_from = struct.Struct(">I").unpack_from
 
-_writev = getattr(os, "writev", None)
+_writev: Optional[Callable[[int, Sequence[Buffer]], int]] = getattr(os, "writev", None)
 
 
 class FrameError(Exception):
@@ -35,7 +41,7 @@ class FrameError(Exception):
 class FrameTooLarge(FrameError):
     """A header announced more than the maximum. The stream cannot be resynced."""
 
-    def __init__(self, length, maximum):
+    def __init__(self, length: int, maximum: int) -> None:
         FrameError.__init__(self, "frame length %d exceeds the maximum of %d bytes"
                             % (length, maximum))
         self.length = length
@@ -45,14 +51,14 @@ class FrameTooLarge(FrameError):
 class TruncatedFrame(FrameError):
     """The stream ended inside a frame."""
 
-    def __init__(self, got, wanted, where):
+    def __init__(self, got: int, wanted: int, where: str) -> None:
         FrameError.__init__(self, "stream ended inside a frame %s (%d of %d bytes)"
                             % (where, got, wanted))
         self.got = got
         self.wanted = wanted
 
 
-def frame(payload):
+def frame(payload: bytes) -> bytes:
     """Return ``payload`` with its 4-byte length header."""
     return _hdr_pack(len(payload)) + payload
 
@@ -65,16 +71,17 @@ class FrameReader(object):
     or :class:`TruncatedFrame`.
     """
 
-    def __init__(self, source, max_frame_bytes=DEFAULT_MAX_FRAME_BYTES, buffer_size=65536):
+    def __init__(self, source: Union[int, BinaryIO], max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                 buffer_size: int = 65536) -> None:
         if isinstance(source, int):
             source = io.open(source, "rb", buffering=buffer_size, closefd=True)
-        self._f = source
-        self._read = source.read
+        self._f: BinaryIO = source
+        self._read: Callable[[int], bytes] = source.read
         self.max_frame_bytes = int(max_frame_bytes)
         if self.max_frame_bytes <= 0:
             raise ValueError("max_frame_bytes must be positive")
 
-    def read_frame(self):
+    def read_frame(self) -> Optional[bytes]:
         read = self._read
         hdr = read(4)
         if len(hdr) != 4:
@@ -89,7 +96,7 @@ class FrameReader(object):
             if len(data) != n:
                 raise TruncatedFrame(len(data), n, "payload")
             return data
-        parts = []
+        parts: List[bytes] = []
         got = 0
         while got < n:
             part = read(min(_CHUNK, n - got))
@@ -99,10 +106,10 @@ class FrameReader(object):
             got += len(part)
         return b"".join(parts)
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self._f.fileno()
 
-    def wait_readable(self):
+    def wait_readable(self) -> bool:
         """Block until a byte can be read (True) or the stream ended (False),
         consuming nothing: an exception raised by a signal handler while it
         waits loses no input, unlike one raised inside :meth:`read_frame`."""
@@ -111,7 +118,7 @@ class FrameReader(object):
             return True
         return bool(peek(1))
 
-    def ready(self):
+    def ready(self) -> bool:
         """True when :meth:`read_frame` would find input (or the end of the
         stream) without waiting for the writer. Costs a few system calls:
         the buffered reader's own buffer is invisible to ``select``, so an
@@ -131,7 +138,7 @@ class FrameReader(object):
         finally:
             os.set_blocking(fd, True)
 
-    def close(self):
+    def close(self) -> None:
         self._f.close()
 
 
@@ -142,20 +149,20 @@ class FrameAssembler(object):
     :class:`FrameTooLarge` as soon as its 4 bytes are in, before the payload
     is read; memory grows only with bytes that arrived."""
 
-    def __init__(self, max_frame_bytes=DEFAULT_MAX_FRAME_BYTES):
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self.max_frame_bytes = int(max_frame_bytes)
         self._buf = bytearray()
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> None:
         self._buf += data
 
-    def next_frame(self):
+    def next_frame(self) -> Optional[bytes]:
         """The next complete payload, or None until one is complete."""
         buf = self._buf
         have = len(buf)
         if have < 4:
             return None
-        n = _hdr_unpack_from(buf)[0]
+        n: int = _hdr_unpack_from(buf)[0]
         if n > self.max_frame_bytes:
             raise FrameTooLarge(n, self.max_frame_bytes)
         end = 4 + n
@@ -166,19 +173,19 @@ class FrameAssembler(object):
         del buf[:end]  # bytearray drops a prefix without moving the rest
         return payload
 
-    def read_size(self):
+    def read_size(self) -> int:
         """How much to ask ``os.read`` for: the rest of a large frame in one
         go (bounded), else a pipe's worth."""
         buf = self._buf
         if len(buf) >= 4:
-            missing = 4 + _hdr_unpack_from(buf)[0] - len(buf)
+            missing: int = 4 + _hdr_unpack_from(buf)[0] - len(buf)
             if missing > _CHUNK:
                 return _CHUNK
             if missing > 65536:
                 return missing
         return 65536
 
-    def truncated(self):
+    def truncated(self) -> Optional[TruncatedFrame]:
         """The :class:`TruncatedFrame` for input that ended now, or None
         when it ended cleanly between frames."""
         have = len(self._buf)
@@ -189,7 +196,7 @@ class FrameAssembler(object):
         return TruncatedFrame(have - 4, _hdr_unpack_from(self._buf)[0], "payload")
 
 
-def write_all(fd, data):
+def write_all(fd: int, data: Buffer) -> None:
     """Write all of ``data`` to ``fd``, looping on partial writes."""
     n = os.write(fd, data)
     total = len(data)
@@ -200,7 +207,7 @@ def write_all(fd, data):
         n += os.write(fd, view[n:])
 
 
-def write_frame(fd, payload):
+def write_frame(fd: int, payload: bytes) -> None:
     """Write header + ``payload`` to ``fd`` in one system call when possible.
 
     Small payloads are concatenated with their header; large ones go out with
@@ -220,7 +227,8 @@ def write_frame(fd, payload):
     write_all(fd, memoryview(payload)[w - 4:])
 
 
-def write_parts(fd, parts):
+def write_parts(fd: int, parts: Sequence[Buffer]) -> None:
+
     """Write the buffers in ``parts`` back to back (one frame, header
     included): small frames joined into one ``write``, large ones with
     ``writev`` so big payloads are not copied."""

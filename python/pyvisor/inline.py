@@ -14,12 +14,18 @@ sets ``worker.sigint_pending``, and the ``KeyboardInterrupt`` is raised once
 the frame is complete; the driver then throws it into the generator.
 """
 
+from __future__ import annotations
+
 import asyncio
 from types import GeneratorType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import control, framing
 from .streams import Flight, InputEnded, collect_async, drive, drive_async
+
+if TYPE_CHECKING:
+    from .loop import Worker
+    from .registry import Context
 
 __all__ = ["InlineFlight", "run"]
 
@@ -31,7 +37,7 @@ class InlineFlight(Flight):
 
     __slots__ = ("worker",)
 
-    def __init__(self, worker, ctx, window):
+    def __init__(self, worker: Worker, ctx: Context, window: int) -> None:
         Flight.__init__(self, ctx, window)
         self.worker = worker
 
@@ -47,7 +53,7 @@ class InlineFlight(Flight):
         read_until_credit(self.worker, self)
 
 
-def run(worker, result, ctx, window) -> Any:
+def run(worker: Worker, result: Any, ctx: Context, window: Optional[int]) -> Any:
     """:func:`pyvisor.loop.invoke`'s path for a generator or async generator
     result: a stream when the request carried ``stream``, else the list."""
     if type(result) is GeneratorType:
@@ -69,7 +75,7 @@ def run(worker, result, ctx, window) -> Any:
         worker.flights.pop(flight.rid, None)
 
 
-def _read_one(worker) -> bytes:
+def _read_one(worker: Worker) -> bytes:
     try:
         payload = worker.reader.read_frame()
     except framing.FrameError as e:
@@ -79,18 +85,18 @@ def _read_one(worker) -> bytes:
     return payload
 
 
-def _take(worker, payload: bytes) -> None:
+def _take(worker: Worker, payload: bytes) -> None:
     if not control.take(worker, payload):
         worker.pending.append(payload)
 
 
-def _raise_pending(worker) -> None:
+def _raise_pending(worker: Worker) -> None:
     if worker.sigint_pending:
         worker.sigint_pending = False
         raise KeyboardInterrupt()
 
 
-def poll(worker) -> None:
+def poll(worker: Worker) -> None:
     """Apply the frames that already arrived; never waits for the host."""
     reader = worker.reader
     if not reader.ready():
@@ -106,12 +112,15 @@ def poll(worker) -> None:
     _raise_pending(worker)
 
 
-def read_until_credit(worker, flight: Flight) -> None:
+def read_until_credit(worker: Worker, flight: Flight) -> None:
     """Read and apply frames until ``flight`` has credit or is stopped."""
     reader = worker.reader
+    window = flight.window
+    assert window is not None  # a stream has its window
     worker.sigint_defer = True
     try:
-        while flight.stop_error is None and flight.sent - flight.acked >= flight.window:
+        while flight.stop_error is None and flight.sent - flight.acked >= window:
+
             if worker.sigint_pending:
                 break
             worker.sigint_defer = False  # parked at a frame boundary: SIGINT may raise

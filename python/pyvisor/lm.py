@@ -21,12 +21,24 @@ real-DSPy engine (``pyvisor.dspy_commands``) builds its ``dspy.LM`` from the
 object it returns.
 """
 
+from __future__ import annotations
+
 import os
 import threading
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = ["LMError", "AdapterParseError", "DummyLM", "OpenAILM", "make_lm", "build_messages",
            "parse_outputs", "usage_counts", "demo_answer", "DEFAULT_OPENAI_BASE_URL",
-           "DEFAULT_OPENAI_MODEL"]
+           "DEFAULT_OPENAI_MODEL", "Signature", "Outputs", "Usage", "LM"]
+
+#: A normalized signature: ``{inputs: [{name, description}], outputs: [...], instructions}``.
+Signature = Dict[str, Any]
+#: Output field name -> value.
+Outputs = Dict[str, Any]
+#: Token counts (``prompt_tokens``, ..., nested maps such as ``prompt_tokens_details``).
+Usage = Dict[str, Any]
+#: A program's demos: flat maps of field values (anything else is skipped).
+Demos = Optional[Sequence[Any]]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -47,8 +59,10 @@ class LMError(RuntimeError):
     from the built-in runner. :attr:`details` has the ones that are set.
     """
 
-    def __init__(self, message, status=None, retry_after=None, code=None, provider=None,
-                 request_id=None, kind=None):
+    def __init__(self, message: str, status: Optional[int] = None,
+                 retry_after: Optional[float] = None, code: Optional[str] = None,
+                 provider: Optional[str] = None, request_id: Optional[str] = None,
+                 kind: Optional[str] = None) -> None:
         RuntimeError.__init__(self, message)
         self.status = status
         self.retry_after = retry_after
@@ -58,10 +72,10 @@ class LMError(RuntimeError):
         self.kind = kind
 
     @property
-    def details(self):
+    def details(self) -> Dict[str, Any]:
         """``{status, retry_after, code, provider, request_id, kind}``, the ones
         that are set (plain values, for the wire)."""
-        out = {}
+        out: Dict[str, Any] = {}
         for key in ("status", "retry_after", "code", "provider", "request_id", "kind"):
             v = getattr(self, key, None)
             if v is not None:
@@ -75,7 +89,7 @@ class AdapterParseError(LMError):
     for a reply that is not the JSON object it asked for)."""
 
 
-def _status_code(status):
+def _status_code(status: Optional[int]) -> str:
     """DSPy's error code for an HTTP status."""
     if status in (401, 403):
         return "auth"
@@ -90,7 +104,8 @@ def _status_code(status):
     return "provider"
 
 
-def _retry_after(headers):
+def _retry_after(headers: Any) -> Optional[float]:
+
     """Seconds from a ``Retry-After`` header (delta-seconds only), or None."""
     try:
         v = headers.get("Retry-After") if headers is not None else None
@@ -99,14 +114,15 @@ def _retry_after(headers):
         return None
 
 
-def _text(v):
+def _text(v: Any) -> str:
     if isinstance(v, str):
         return v
     import json
     return json.dumps(v, sort_keys=True, ensure_ascii=False, default=repr)
 
 
-def demo_answer(signature, inputs, reasoning=False, demos=None):
+def demo_answer(signature: Signature, inputs: Mapping[str, Any], reasoning: bool = False,
+                demos: Demos = None) -> Optional[Outputs]:
     """The outputs of the first demo whose inputs are exactly ``inputs`` (every
     input field present and equal, as values) and which has every output field,
     or None. Chain of thought's ``reasoning`` is the demo's, or ``""``."""
@@ -119,7 +135,7 @@ def demo_answer(signature, inputs, reasoning=False, demos=None):
             continue
         if all(n in demo and n in inputs and demo[n] == inputs[n] for n in in_names) and \
                 all(n in demo for n in out_names):
-            out = {}
+            out: Outputs = {}
             if reasoning:
                 out["reasoning"] = demo.get("reasoning", "")
             for n in out_names:
@@ -128,7 +144,7 @@ def demo_answer(signature, inputs, reasoning=False, demos=None):
     return None
 
 
-def _excerpt(raw, limit=300):
+def _excerpt(raw: Union[str, bytes, bytearray], limit: int = 300) -> str:
     if isinstance(raw, (bytes, bytearray)):
         raw = bytes(raw).decode("utf-8", "replace")
     raw = raw.strip().replace("\n", " ")
@@ -156,18 +172,19 @@ class DummyLM(object):
 
     provider = "dummy"
 
-    def __init__(self, model="dummy", answers=None):
+    def __init__(self, model: str = "dummy", answers: Any = None) -> None:
         self.model = model
         self.answers = answers
         self.calls = 0
         self._lock = threading.Lock()  # the rotation: one step per call, whatever the thread
 
-    def complete(self, signature, inputs, reasoning=False, demos=None):
+    def complete(self, signature: Signature, inputs: Mapping[str, Any], reasoning: bool = False,
+                 demos: Demos = None) -> Outputs:
         from_demo = demo_answer(signature, inputs, reasoning, demos)
         if from_demo is not None:
             return from_demo
         subject = " | ".join(_text(inputs.get(f["name"])) for f in signature["inputs"])
-        picked = None
+        picked: Any = None
         answers = self.answers
         with self._lock:
             n = self.calls
@@ -183,7 +200,7 @@ class DummyLM(object):
             if picked is None:
                 picked = answers.get("*")
         picked = picked or {}
-        out = {}
+        out: Outputs = {}
         if reasoning:
             out["reasoning"] = picked.get("reasoning", "dummy reasoning about: " + subject)
         for f in signature["outputs"]:
@@ -191,24 +208,26 @@ class DummyLM(object):
             out[name] = picked[name] if name in picked else "dummy %s to: %s" % (name, subject)
         return out
 
-    def run(self, signature, inputs, reasoning=False, demos=None):
+    def run(self, signature: Signature, inputs: Mapping[str, Any], reasoning: bool = False,
+            demos: Demos = None) -> Tuple[Outputs, Optional[Usage]]:
         """``(outputs, None)``: a dummy reports no token usage."""
         return self.complete(signature, inputs, reasoning, demos), None
 
 
-def _user_turn(signature, values):
+def _user_turn(signature: Signature, values: Mapping[str, Any]) -> Dict[str, str]:
     import json
     return {"role": "user", "content": "Inputs (JSON):\n" + json.dumps(
         {f["name"]: values.get(f["name"]) for f in signature["inputs"]},
         ensure_ascii=False, default=repr, indent=1)}
 
 
-def build_messages(signature, inputs, reasoning=False, demos=None):
+def build_messages(signature: Signature, inputs: Mapping[str, Any], reasoning: bool = False,
+                   demos: Demos = None) -> List[Dict[str, str]]:
     """Chat messages asking for the output fields as one JSON object; each demo
     (a map of field values) is a user turn with its inputs and an assistant
     turn with its outputs (the fields it has) before the request."""
     import json
-    lines = []
+    lines: List[str] = []
     instructions = signature.get("instructions") or ""
     lines.append(instructions.strip() or "Produce the output fields from the input fields.")
     lines.append("")
@@ -217,7 +236,7 @@ def build_messages(signature, inputs, reasoning=False, demos=None):
         d = f.get("description") or ""
         lines.append("- %s%s" % (f["name"], ": " + d if d else ""))
     lines.append("Output fields:")
-    keys = []
+    keys: List[str] = []
     if reasoning:
         lines.append("- reasoning: think step by step to reach the outputs")
         keys.append("reasoning")
@@ -239,7 +258,7 @@ def build_messages(signature, inputs, reasoning=False, demos=None):
     return messages
 
 
-def _strip_fences(text):
+def _strip_fences(text: str) -> str:
     t = text.strip()
     if t.startswith("```"):
         nl = t.find("\n")
@@ -249,7 +268,7 @@ def _strip_fences(text):
     return t.strip()
 
 
-def parse_outputs(content, signature, reasoning=False):
+def parse_outputs(content: str, signature: Signature, reasoning: bool = False) -> Outputs:
     """Turn the model's reply text into the outputs dict."""
     import json
     names = [f["name"] for f in signature["outputs"]]
@@ -267,7 +286,7 @@ def parse_outputs(content, signature, reasoning=False):
     if isinstance(obj, dict):
         missing = [n for n in names if n not in obj]
         if not missing:
-            out = {}
+            out: Outputs = {}
             if reasoning:
                 out["reasoning"] = obj.get("reasoning", "")
             for n in names:
@@ -297,9 +316,10 @@ class OpenAILM(object):
 
     provider = "openai"
 
-    def __init__(self, model=DEFAULT_OPENAI_MODEL, base_url=DEFAULT_OPENAI_BASE_URL,
-                 api_key=None, timeout_s=DEFAULT_TIMEOUT_S, temperature=None, max_tokens=None,
-                 cache=False, num_retries=0):
+    def __init__(self, model: str = DEFAULT_OPENAI_MODEL, base_url: str = DEFAULT_OPENAI_BASE_URL,
+                 api_key: Optional[str] = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 temperature: Optional[float] = None, max_tokens: Optional[int] = None,
+                 cache: bool = False, num_retries: int = 0) -> None:
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -312,22 +332,22 @@ class OpenAILM(object):
         self._lock = threading.Lock()
 
     @property
-    def url(self):
+    def url(self) -> str:
         return self.base_url + "/chat/completions"
 
-    def request_body(self, messages):
-        body = {"model": self.model, "messages": messages}
+    def request_body(self, messages: List[Dict[str, str]]) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"model": self.model, "messages": messages}
         if self.temperature is not None:
             body["temperature"] = self.temperature
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
         return body
 
-    def chat(self, messages):
+    def chat(self, messages: List[Dict[str, str]]) -> str:
         """POST the messages; return the reply text."""
         return self.chat_with_usage(messages)[0]
 
-    def chat_with_usage(self, messages):
+    def chat_with_usage(self, messages: List[Dict[str, str]]) -> Tuple[str, Optional[Usage]]:
         """POST the messages; return ``(reply text, usage or None)``."""
         import json
         import socket
@@ -394,21 +414,23 @@ class OpenAILM(object):
                           code="provider", provider="openai")
         return content, usage_counts(payload.get("usage") if isinstance(payload, dict) else None)
 
-    def complete(self, signature, inputs, reasoning=False, demos=None):
+    def complete(self, signature: Signature, inputs: Mapping[str, Any], reasoning: bool = False,
+                 demos: Demos = None) -> Outputs:
         return self.run(signature, inputs, reasoning, demos)[0]
 
-    def run(self, signature, inputs, reasoning=False, demos=None):
+    def run(self, signature: Signature, inputs: Mapping[str, Any], reasoning: bool = False,
+            demos: Demos = None) -> Tuple[Outputs, Optional[Usage]]:
         content, usage = self.chat_with_usage(build_messages(signature, inputs, reasoning, demos))
         return parse_outputs(content, signature, reasoning), usage
 
 
-def usage_counts(usage):
+def usage_counts(usage: Any) -> Optional[Usage]:
     """The token counts of an OpenAI-style ``usage`` map (the integer entries,
     and nested maps of them such as ``prompt_tokens_details``), or None when
     there are none."""
     if not isinstance(usage, dict):
         return None
-    out = {}
+    out: Usage = {}
     for k, v in usage.items():
         if isinstance(v, bool):
             continue
@@ -421,7 +443,7 @@ def usage_counts(usage):
     return out or None
 
 
-def _status_phrase(code):
+def _status_phrase(code: int) -> str:
     try:
         from http import HTTPStatus
         return HTTPStatus(code).phrase
@@ -429,7 +451,9 @@ def _status_phrase(code):
         return ""
 
 
-def _num(args, key, cmd, kind=float, minimum=None):
+def _num(args: Mapping[str, Any], key: str, cmd: str,
+         kind: Callable[[Any], Union[int, float]] = float,
+         minimum: Optional[float] = None) -> Any:
     v = args.get(key)
     if v is None:
         return None
@@ -442,7 +466,8 @@ def _num(args, key, cmd, kind=float, minimum=None):
     return kind(v)
 
 
-def make_lm(args, cmd="configure_lm"):
+def make_lm(args: Any, cmd: str = "configure_lm") -> LM:
+
     """Build an LM from ``configure_lm`` args; validates them."""
     if not isinstance(args, dict):
         raise ValueError("%s: args must be a map" % cmd)
@@ -498,3 +523,7 @@ def make_lm(args, cmd="configure_lm"):
     return OpenAILM(model or DEFAULT_OPENAI_MODEL, base_url, api_key,
                     timeout_s or DEFAULT_TIMEOUT_S, temperature, max_tokens,
                     cache=bool(cache), num_retries=num_retries or 0)
+
+
+#: A built-in LM backend (the ``lm`` of a namespace).
+LM = Union[DummyLM, OpenAILM]

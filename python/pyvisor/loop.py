@@ -15,6 +15,8 @@ above 1, :mod:`pyvisor.reader` reads and :mod:`pyvisor.dispatch` runs the
 requests instead, after the same checks (:meth:`Worker.handle`).
 """
 
+from __future__ import annotations
+
 import collections
 import math
 import os
@@ -22,7 +24,9 @@ import signal
 import sys
 import threading
 import time
-from types import AsyncGeneratorType as _AsyncGenerator, GeneratorType as _Generator
+from types import AsyncGeneratorType as _AsyncGenerator, FrameType, GeneratorType as _Generator
+from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Deque, Dict, Literal, Optional,
+                    overload)
 
 from . import codec as _codec
 from . import control as _control
@@ -32,7 +36,10 @@ from . import registry
 from .output import Output
 from .registry import Context, get_command as _get_command
 from .control import describe as _got, kind as _kind
-from .streams import Cancelled, InputEnded
+from .streams import Cancelled, Flight, InputEnded
+
+if TYPE_CHECKING:
+    from .dispatch import Dispatcher
 
 __all__ = ["Worker", "invoke", "MODES", "PY_VERSION", "EXIT_OK", "EXIT_INTERNAL",
            "EXIT_USAGE", "EXIT_HANDLER_IMPORT", "EXIT_PROTOCOL", "MAX_CONCURRENCY"]
@@ -55,7 +62,8 @@ class _Terminate(BaseException):
     """Raised by the SIGTERM handler to leave an idle read."""
 
 
-def invoke(worker, fn, args, ctx, window=None):
+def invoke(worker: Worker, fn: Callable[..., Any], args: Any, ctx: Context,
+           window: Optional[int] = None) -> None:
     """THE handler wrapper at concurrency 1: every command, built-ins
     included, runs here.
 
@@ -81,6 +89,7 @@ def invoke(worker, fn, args, ctx, window=None):
         worker.busy = False
         t = type(e)
         if t is Cancelled:
+            assert isinstance(e, Cancelled)
             out.error(ctx.request_id, e.etype, e.message,
                       held=worker.held_change(ctx.session_id))
             return
@@ -99,21 +108,21 @@ def invoke(worker, fn, args, ctx, window=None):
         out.error(ctx.request_id, "SerializationError", str(e), held=held)
 
 
-def _run_awaitable(aw):
+def _run_awaitable(aw: Awaitable[Any]) -> Any:
     import asyncio
 
-    async def _await():
+    async def _await() -> Any:
         return await aw
     return asyncio.run(_await())
 
 
-def _ignore_sigint(signum, frame):
+def _ignore_sigint(signum: int, frame: Optional[FrameType]) -> None:
     # A Python-level handler rather than SIG_IGN: an ignored disposition
     # would be inherited by the handlers' child processes.
     pass
 
 
-def unknown_command(cmd):
+def unknown_command(cmd: str) -> str:
     """The message for a command nobody registered: the closest names first (a typo is the
     usual cause), then every known one."""
     import difflib
@@ -137,8 +146,9 @@ class Worker(object):
     request in flight is answered).
     """
 
-    def __init__(self, worker_id, mode="pool-worker", in_fd=0, out_fd=1,
-                 max_frame_bytes=framing.DEFAULT_MAX_FRAME_BYTES, codec=None, concurrency=1):
+    def __init__(self, worker_id: str, mode: str = "pool-worker", in_fd: int = 0, out_fd: int = 1,
+                 max_frame_bytes: int = framing.DEFAULT_MAX_FRAME_BYTES,
+                 codec: Optional[_codec.Codec] = None, concurrency: int = 1) -> None:
         if mode not in MODES:
             raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
         if type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY:
@@ -151,22 +161,22 @@ class Worker(object):
         self.max_frame_bytes = int(max_frame_bytes)
         self.reader = framing.FrameReader(in_fd, self.max_frame_bytes)
         self.output = Output(out_fd, worker_id, self.codec, self.max_frame_bytes)
-        self.sessions = {}
+        self.sessions: Dict[str, Dict[str, Any]] = {}
         # Sessions the host was told this worker holds state for (see held_change).
-        self.held = {}
-        self.anonymous_session = None
+        self.held: Dict[str, bool] = {}
+        self.anonymous_session: Optional[Dict[str, Any]] = None
         self.requests = 0
         self.control_frames = 0
         self.started = time.monotonic()
         self.idle = False
         self.busy = False
         self.term_requested = False
-        self.stop_code = None
+        self.stop_code: Optional[int] = None
         self.concurrency = concurrency
         # Requests control frames can reach: id -> streams.Flight.
-        self.flights = {}
+        self.flights: Dict[int, Flight] = {}
         # Request frames read while a stream waited for credit (concurrency 1).
-        self.pending = collections.deque()
+        self.pending: Deque[bytes] = collections.deque()
         # SIGINT while a stream reads frames inline: deferred to a frame boundary.
         self.sigint_defer = False
         self.sigint_pending = False
@@ -174,8 +184,8 @@ class Worker(object):
         # concurrency 1; replies are written under this lock so that the
         # held flags the host sees arrive in the order they were computed.
         self.state_lock = threading.RLock()
-        self._session_users = None
-        self._dispatcher = None
+        self._session_users: Optional[Dict[str, int]] = None
+        self._dispatcher: Optional[Dispatcher] = None
         self._decode = self.codec.decode
         if concurrency > 1:
             from .dispatch import Dispatcher
@@ -185,21 +195,21 @@ class Worker(object):
     # -- state --------------------------------------------------------------
 
     @property
-    def errors(self):
+    def errors(self) -> int:
         return self.output.errors
 
     @property
-    def inflight(self):
+    def inflight(self) -> int:
         """Requests received and not yet answered (the running ones and the
         ones waiting for a free slot)."""
         if self._dispatcher is None:
             return int(self.busy) + len(self.pending)
         return len(self.flights)
 
-    def uptime(self):
+    def uptime(self) -> float:
         return round(time.monotonic() - self.started, 3)
 
-    def stop(self, code=EXIT_OK):
+    def stop(self, code: int = EXIT_OK) -> None:
         """End the loop with ``code`` once the current request is replied to
         (above concurrency 1: once every request in flight is; no new
         request is started meanwhile)."""
@@ -207,7 +217,7 @@ class Worker(object):
         if self._dispatcher is not None:
             self._dispatcher.wake()
 
-    def held_change(self, session_id):
+    def held_change(self, session_id: Optional[str]) -> Optional[bool]:
         """Whether this worker now holds state for ``session_id`` (a non-empty
         session dict, where session-scoped registries such as DSPy programs
         live too) — or None when that is what the host was last told. The host
@@ -231,7 +241,16 @@ class Worker(object):
             self.held.pop(session_id, None)
         return now
 
-    def session_dict(self, session_id, create=True):
+    @overload
+    def session_dict(self, session_id: Optional[str],
+                     create: Literal[True] = ...) -> Dict[str, Any]: ...
+
+    @overload
+    def session_dict(self, session_id: Optional[str],
+                     create: bool) -> Optional[Dict[str, Any]]: ...
+
+    def session_dict(self, session_id: Optional[str],
+                     create: bool = True) -> Optional[Dict[str, Any]]:
         if session_id is None:
             if self.anonymous_session is None and create:
                 with self.state_lock:  # two threads must not make two dicts
@@ -243,12 +262,12 @@ class Worker(object):
             d = self.sessions.setdefault(session_id, {})  # atomic: one dict per session
         return d
 
-    def notice(self, event, **fields):
+    def notice(self, event: str, **fields: Any) -> None:
         self.output.notice(event, **fields)
 
     # -- requests -----------------------------------------------------------
 
-    def handle(self, payload):
+    def handle(self, payload: bytes) -> None:
         """Decode one frame, check it, run its command, write exactly one reply."""
         self.requests += 1
         try:
@@ -302,11 +321,11 @@ class Worker(object):
             self._dispatcher.submit(fn, msg["args"] if "args" in msg else {},
                                     Context(self, rid, session, cmd, deadline), window)
 
-    def _bad(self, rid, message):
+    def _bad(self, rid: Optional[int], message: str) -> None:
         """The reply to a malformed request (``id`` nil when it had no usable id)."""
         self.output.error(rid, "ProtocolError", message)
 
-    def input_broken(self, e):
+    def input_broken(self, e: framing.FrameError) -> int:
         """Report input that broke framing (``e``: a FrameError) and return
         the exit code: the stream cannot be trusted past it."""
         if isinstance(e, framing.FrameTooLarge):
@@ -320,17 +339,19 @@ class Worker(object):
         sys.stderr.write("pyvisor worker %s: %s; exiting\n" % (self.worker_id, e))
         return EXIT_PROTOCOL
 
-    def serve(self):
+    def serve(self) -> int:
         """Run until stdin EOF / shutdown / SIGTERM. Returns the exit code."""
         if self._dispatcher is not None:
             return self._dispatcher.serve()
         read_frame = self.reader.read_frame
         handle = self.handle
         pending = self.pending
+        payload: Optional[bytes]
         while True:
             if self.term_requested:
                 return EXIT_OK
             if pending:
+
                 payload = pending.popleft()
             else:
                 self.idle = True
@@ -368,12 +389,12 @@ class Worker(object):
 
     # -- signals ------------------------------------------------------------
 
-    def _on_sigterm(self, signum, frame):
+    def _on_sigterm(self, signum: int, frame: Optional[FrameType]) -> None:
         self.term_requested = True
         if self.idle:
             raise _Terminate()
 
-    def _on_sigint(self, signum, frame):
+    def _on_sigint(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.busy:
             if self.sigint_defer:
                 self.sigint_pending = True  # a stream is reading a frame: raised after it
@@ -384,7 +405,8 @@ class Worker(object):
             raise KeyboardInterrupt()
         # idle: ignored
 
-    def install_signal_handlers(self):
+    def install_signal_handlers(self) -> None:
+
         """SIGTERM: finish what runs, then exit 0. SIGINT: interrupt the
         running handler at concurrency 1; ignored above it (the host cancels
         with cancel frames there)."""

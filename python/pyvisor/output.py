@@ -10,15 +10,20 @@ Error replies carry ``details`` when the exception has a ``details`` dict of
 wire values; details that cannot be encoded are dropped, the reply still goes.
 """
 
+from __future__ import annotations
+
 import os
 import struct
 import sys
 import traceback as _tb
+from types import TracebackType
+from typing import Any, Dict, Optional, Sequence
 
 from _thread import allocate_lock as _lock, get_ident as _get_ident
 
 from . import codec as _codec
 from . import framing
+from .framing import Buffer
 
 __all__ = ["Output", "clean_str"]
 
@@ -33,13 +38,14 @@ _MACHINERY = frozenset(("loop.py", "streams.py", "inline.py", "dispatch.py", "co
                         "reader.py", "concurrent_flight.py"))
 
 
-def _own_frame(tb):
+
+def _own_frame(tb: TracebackType) -> bool:
     path = tb.tb_frame.f_code.co_filename
     return (os.path.basename(path) in _MACHINERY
             and os.path.dirname(os.path.abspath(path)) == _PKG_DIR)
 
 
-def clean_str(s):
+def clean_str(s: str) -> str:
     """A str that UTF-8 can encode (lone surrogates escaped)."""
     try:
         s.encode("utf-8")
@@ -58,8 +64,8 @@ class Output(object):
     replies come from handler threads too under ``--concurrency``.
     """
 
-    def __init__(self, fd, worker_id, codec=None,
-                 max_frame_bytes=framing.DEFAULT_MAX_FRAME_BYTES):
+    def __init__(self, fd: int, worker_id: str, codec: Optional[_codec.Codec] = None,
+                 max_frame_bytes: int = framing.DEFAULT_MAX_FRAME_BYTES) -> None:
         self.fd = fd
         self.worker_id = worker_id
         self.codec = codec or _codec.CODEC
@@ -76,15 +82,16 @@ class Output(object):
 
     # -- frames -------------------------------------------------------------
 
-    def _too_big(self, n):
+    def _too_big(self, n: int) -> _codec.SerializationError:
         return _codec.SerializationError(
             "reply of %d bytes exceeds the maximum frame size of %d bytes"
             % (n, self.max_frame_bytes))
 
-    def emit(self, obj, _error=False):
+    def emit(self, obj: Any, _error: bool = False) -> None:
         """Encode ``obj`` and write it as one frame. Raises SerializationError
         (nothing is written) when it cannot be encoded or is over the max.
         Safe from any thread."""
+        data: Buffer
         if self._pure:
             data = self._encode_frame(obj)
             n = len(data) - 4
@@ -95,7 +102,7 @@ class Output(object):
             raise self._too_big(n)
         self.write([data] if self._pure else [_hdr(n), data], _error)
 
-    def write(self, parts, _error=False):
+    def write(self, parts: Sequence[Buffer], _error: bool = False) -> None:
         """Write already encoded buffers (header included) as one frame."""
         main = _get_ident() == self._main_ident
         with self._lock:
@@ -112,7 +119,7 @@ class Output(object):
             self.interrupt_pending = False
             raise KeyboardInterrupt()
 
-    def chunk(self, rid, value):
+    def chunk(self, rid: int, value: Any) -> None:
         """Write a stream chunk ``{id, chunk}``. Like a result, the wrapping
         map does not count against the nesting limit and errors name paths
         from ``chunk``; SerializationError when it cannot be sent."""
@@ -127,7 +134,7 @@ class Output(object):
 
     # -- replies ------------------------------------------------------------
 
-    def result(self, rid, result, held=None):
+    def result(self, rid: int, result: Any, held: Optional[bool] = None) -> None:
         """Write ``{id, ok: true, result}`` (plus ``held`` when it is not None:
         whether the worker now holds state for the request's session). The
         wrapping map does not count against the nesting limit; errors name
@@ -143,14 +150,15 @@ class Output(object):
             raise self._too_big(n)
         self.write(parts)
 
-    def error(self, rid, etype, message, traceback="", held=None, details=None):
+    def error(self, rid: Optional[int], etype: str, message: str, traceback: str = "",
+              held: Optional[bool] = None, details: Optional[Dict[str, Any]] = None) -> None:
         """Write ``{id, ok: false, error: {type, message, traceback[, details]}}``
         (plus ``held``, as for :meth:`result`). ``details`` that cannot be
         encoded are left out; the reply is sent all the same."""
-        err = {"type": etype, "message": message, "traceback": traceback}
+        err: Dict[str, Any] = {"type": etype, "message": message, "traceback": traceback}
         if details is not None:
             err["details"] = details
-        reply = {"id": rid, "ok": False, "error": err}
+        reply: Dict[str, Any] = {"id": rid, "ok": False, "error": err}
         if held is not None:
             reply["held"] = held
         try:
@@ -169,7 +177,8 @@ class Output(object):
                           "traceback": clean_str(str(traceback))}
         self.emit(reply, True)
 
-    def exception(self, rid, exc, skip_frames=0, held=None):
+    def exception(self, rid: int, exc: BaseException, skip_frames: int = 0,
+                  held: Optional[bool] = None) -> None:
         """Write the error reply for ``exc``: its class name, message,
         traceback (minus the first ``skip_frames`` frames and the worker's
         own machinery around the handler) and ``details`` when the exception
@@ -201,17 +210,19 @@ class Output(object):
 
     # -- notices ------------------------------------------------------------
 
-    def notice(self, event, **fields):
+    def notice(self, event: str, **fields: Any) -> None:
         """Write ``{event, worker_id, ...fields}``. A notice that cannot be
         encoded is dropped with a line on stderr, never raised."""
-        msg = {"event": event, "worker_id": self.worker_id}
+        msg: Dict[str, Any] = {"event": event, "worker_id": self.worker_id}
         msg.update(fields)
         try:
             self.emit(msg)
         except _codec.SerializationError as e:
             sys.stderr.write("pyvisor: dropped %s notice: %s\n" % (event, e))
 
-    def log(self, message, level="info", request_id=None, **fields):
+    def log(self, message: object, level: object = "info", request_id: Optional[int] = None,
+            **fields: Any) -> None:
+
         """Write ``{event: 'log', worker_id, level, message, request_id, ...}``."""
         self.notice("log", level=str(level), message=str(message), request_id=request_id,
                     **fields)

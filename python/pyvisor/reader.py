@@ -11,17 +11,23 @@ what ``os.read`` returns (:class:`pyvisor.framing.FrameAssembler`), never
 from a buffered reader whose buffer ``poll`` cannot see.
 """
 
+from __future__ import annotations
+
 import os
 import select
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from . import framing
+
+if TYPE_CHECKING:
+    from .dispatch import Dispatcher
 
 __all__ = ["serve"]
 
 
-def _drain(fd):
+def _drain(fd: int) -> None:
     try:
         while os.read(fd, 512):
             pass
@@ -29,7 +35,8 @@ def _drain(fd):
         pass
 
 
-def serve(dispatcher):
+def serve(dispatcher: Dispatcher) -> int:
+
     """Read and dispatch frames until stdin EOF, or a stop (SIGTERM,
     ``shutdown``, SystemExit) once nothing is in flight. Returns the exit code."""
     w = dispatcher.worker
@@ -69,6 +76,7 @@ def serve(dispatcher):
                 continue
             data = os.read(fd, frames.read_size())
             if not data:
-                e = frames.truncated()
-                return w.input_broken(e) if e is not None else 0
+                broken = frames.truncated()
+                return w.input_broken(broken) if broken is not None else 0
+
             frames.feed(data)

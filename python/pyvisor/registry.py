@@ -26,42 +26,72 @@ Modules that keep per-session state can register hooks:
   session id to its dict; the returned keys are merged into ``get_stats``.
 """
 
+from __future__ import annotations
+
 import time
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Set, TypeVar,
+                    Union, overload)
+
+if TYPE_CHECKING:
+    from .loop import Worker
 
 __all__ = ["command", "Context", "on_cleanup", "on_stats", "get_command", "command_names",
-           "unregister", "CommandError"]
+           "unregister", "CommandError", "Handler", "CleanupHook", "StatsHook"]
 
-_commands = {}
-_builtin = set()
-cleanup_hooks = []
-stats_hooks = []
+#: A command handler: ``fn(args, ctx)`` returning the result (or an awaitable, or
+#: a generator of chunks).
+Handler = Callable[..., Any]
+#: ``fn(session_id, session_dict) -> dict | None`` (:func:`on_cleanup`).
+CleanupHook = Callable[[str, Dict[str, Any]], Optional[Mapping[str, Any]]]
+#: ``fn(sessions) -> dict | None`` (:func:`on_stats`).
+StatsHook = Callable[[Dict[str, Dict[str, Any]]], Optional[Mapping[str, Any]]]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_C = TypeVar("_C", bound=CleanupHook)
+_S = TypeVar("_S", bound=StatsHook)
+
+_commands: Dict[str, Handler] = {}
+_builtin: Set[str] = set()
+cleanup_hooks: List[CleanupHook] = []
+stats_hooks: List[StatsHook] = []
 
 
 class CommandError(Exception):
     """Convenience base for handler errors; the reply type is the subclass name."""
 
 
-def command(name=None, replace=False, builtin=False):
+@overload
+def command(name: _F) -> _F: ...
+
+
+@overload
+def command(name: Optional[str] = None, replace: bool = False,
+            builtin: bool = False) -> Callable[[_F], _F]: ...
+
+
+def command(name: Union[str, Callable[..., Any], None] = None, replace: bool = False,
+            builtin: bool = False) -> Any:
     """Register ``fn(args, ctx)`` as the command ``name``.
 
     Usable as ``@command("name")``, ``@command()`` / ``@command`` (the
-    function's own name). Registering a name twice raises ``ValueError``
-    unless ``replace=True``. ``builtin=True`` marks one of the worker's own
-    commands (``pyvisor.builtins`` uses it; it only changes the message a
-    duplicate gets).
+    function's own name); the function is returned as it is (its type too).
+    Registering a name twice raises ``ValueError`` unless ``replace=True``.
+    ``builtin=True`` marks one of the worker's own commands
+    (``pyvisor.builtins`` uses it; it only changes the message a duplicate
+    gets).
     """
     if callable(name):
         fn = name
         _register(fn.__name__, fn, False)
         return fn
 
-    def deco(fn):
+    def deco(fn: _F) -> _F:
         _register(name or fn.__name__, fn, replace, builtin)
         return fn
     return deco
 
 
-def _register(name, fn, replace, builtin=False):
+def _register(name: object, fn: Handler, replace: bool, builtin: bool = False) -> None:
     if not isinstance(name, str) or not name:
         raise ValueError("command name must be a non-empty string, got %r" % (name,))
     if not callable(fn):
@@ -76,7 +106,7 @@ def _register(name, fn, replace, builtin=False):
         _builtin.discard(name)
 
 
-def unregister(name):
+def unregister(name: str) -> None:
     """Remove a command (mostly for tests). Unknown names are ignored."""
     _commands.pop(name, None)
     _builtin.discard(name)
@@ -84,21 +114,22 @@ def unregister(name):
 
 #: ``get_command(name)``: the handler registered as ``name``, or ``None``
 #: (the registry's own lookup, bound once: the request loop calls it per request).
-get_command = _commands.get
+get_command: Callable[[str], Optional[Handler]] = _commands.get
 
 
-def command_names():
+
+def command_names() -> List[str]:
     """Every registered command name, sorted."""
     return sorted(_commands)
 
 
-def on_cleanup(fn):
+def on_cleanup(fn: _C) -> _C:
     """Register ``fn(session_id, session_dict) -> dict | None`` (see module doc)."""
     cleanup_hooks.append(fn)
     return fn
 
 
-def on_stats(fn):
+def on_stats(fn: _S) -> _S:
     """Register ``fn(sessions) -> dict | None`` (see module doc)."""
     stats_hooks.append(fn)
     return fn
@@ -129,7 +160,13 @@ class Context(object):
 
     __slots__ = ("_worker", "request_id", "session_id", "command", "deadline", "_cancelled")
 
-    def __init__(self, worker, request_id, session_id, command=None, deadline=None):
+    request_id: int
+    session_id: Optional[str]
+    command: Optional[str]
+    deadline: Optional[float]
+
+    def __init__(self, worker: Worker, request_id: int, session_id: Optional[str],
+                 command: Optional[str] = None, deadline: Optional[float] = None) -> None:
         self._worker = worker
         self.request_id = request_id
         self.session_id = session_id
@@ -138,11 +175,11 @@ class Context(object):
         self._cancelled = False
 
     @property
-    def cancelled(self):
+    def cancelled(self) -> bool:
         """True once the host cancelled this request."""
         return self._cancelled
 
-    def remaining(self):
+    def remaining(self) -> Optional[float]:
         """Seconds left until the deadline (>= 0.0), or None without one."""
         d = self.deadline
         if d is None:
@@ -151,34 +188,36 @@ class Context(object):
         return left if left > 0.0 else 0.0
 
     @property
-    def worker(self):
+    def worker(self) -> Worker:
         return self._worker
 
     @property
-    def session(self):
+    def session(self) -> Dict[str, Any]:
         return self._worker.session_dict(self.session_id, create=True)
 
+
     @property
-    def has_session(self):
+    def has_session(self) -> bool:
         """True when this session's dict already exists (does not create it)."""
         return self._worker.session_dict(self.session_id, create=False) is not None
 
     @property
-    def worker_id(self):
+    def worker_id(self) -> str:
         return self._worker.worker_id
 
     @property
-    def mode(self):
+    def mode(self) -> str:
         return self._worker.mode
 
     @property
-    def pid(self):
+    def pid(self) -> int:
         return self._worker.pid
 
-    def log(self, message, level="info", **fields):
+    def log(self, message: object, level: str = "info", **fields: Any) -> None:
         """Send ``{event: 'log', level, message, worker_id, request_id, ...}``."""
         self._worker.output.log(message, level, self.request_id, **fields)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
+
         return "<Context request_id=%r session_id=%r worker_id=%r deadline=%r>" % (
             self.request_id, self.session_id, self._worker.worker_id, self.deadline)

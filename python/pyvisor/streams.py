@@ -19,9 +19,19 @@ thread running the generator reads them itself while it waits for credit
 flight (:mod:`pyvisor.dispatch`). The drivers here serve both.
 """
 
+from __future__ import annotations
+
 import sys
 import traceback
-from typing import Any, AsyncGenerator, Generator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Generator, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from .output import Output
+    from .registry import Context
+
+#: A generator handler's result: its values are the chunks.
+ChunkGenerator = Generator[Any, Any, Any]
+AsyncChunkGenerator = AsyncGenerator[Any, Any]
 
 __all__ = ["Cancelled", "InputEnded", "Flight", "CANCEL_ERROR", "drive", "drive_async",
            "collect", "collect_async"]
@@ -62,13 +72,20 @@ class Flight(object):
 
     __slots__ = ("rid", "ctx", "window", "sent", "acked", "stop_error")
 
-    def __init__(self, ctx, window: Optional[int]):
+    rid: int
+    ctx: Context
+    window: Optional[int]
+    sent: int
+    acked: int
+    stop_error: Optional[Tuple[str, str]]
+
+    def __init__(self, ctx: Context, window: Optional[int]) -> None:
         self.rid = ctx.request_id
         self.ctx = ctx
         self.window = window
         self.sent = 0
         self.acked = 0
-        self.stop_error = None  # type: Optional[Tuple[str, str]]
+        self.stop_error = None
 
     def on_ack(self, n: int) -> None:
         if n > self.acked:  # cumulative: a stale (lower) ack changes nothing
@@ -107,7 +124,7 @@ class Flight(object):
         raise NotImplementedError
 
 
-def _close(gen: Generator, flight: Flight) -> None:
+def _close(gen: ChunkGenerator, flight: Flight) -> None:
     try:
         gen.close()
     except Exception:
@@ -118,7 +135,7 @@ def _close(gen: Generator, flight: Flight) -> None:
         traceback.print_exc()
 
 
-async def _aclose(agen: AsyncGenerator, flight: Flight) -> None:
+async def _aclose(agen: AsyncChunkGenerator, flight: Flight) -> None:
     try:
         await agen.aclose()
     except Exception:
@@ -128,7 +145,7 @@ async def _aclose(agen: AsyncGenerator, flight: Flight) -> None:
         traceback.print_exc()
 
 
-def drive(gen: Generator, flight: Flight, out) -> Any:
+def drive(gen: ChunkGenerator, flight: Flight, out: Output) -> Any:
     """Run ``gen`` as the stream of ``flight``: one chunk per value, waiting
     for credit after each one that fills the window. Returns the
     generator's return value; raises what it raises, :class:`Cancelled`
@@ -136,7 +153,9 @@ def drive(gen: Generator, flight: Flight, out) -> Any:
     generator is always closed on the way out (its ``finally`` runs before
     the final reply)."""
     rid = flight.rid
-    throw = None
+    window = flight.window
+    assert window is not None  # a stream has its window
+    throw: Optional[BaseException] = None
     try:
         while True:
             try:
@@ -152,7 +171,7 @@ def drive(gen: Generator, flight: Flight, out) -> Any:
                 flight.sent += 1  # before the write: an ack may come back at once
                 out.chunk(rid, value)
                 flight.after_chunk()
-                if flight.sent - flight.acked >= flight.window:
+                if flight.sent - flight.acked >= window:
                     flight.wait_credit()
             except KeyboardInterrupt as e:
                 # SIGINT (concurrency 1) hit the worker's code, not the
@@ -163,10 +182,12 @@ def drive(gen: Generator, flight: Flight, out) -> Any:
         _close(gen, flight)
 
 
-async def drive_async(agen: AsyncGenerator, flight: Flight, out) -> None:
+async def drive_async(agen: AsyncChunkGenerator, flight: Flight, out: Output) -> None:
     """:func:`drive` for an async generator (which returns nothing)."""
     rid = flight.rid
-    throw = None
+    window = flight.window
+    assert window is not None  # a stream has its window
+    throw: Optional[BaseException] = None
     try:
         while True:
             try:
@@ -182,7 +203,7 @@ async def drive_async(agen: AsyncGenerator, flight: Flight, out) -> None:
                 flight.sent += 1
                 out.chunk(rid, value)
                 flight.after_chunk()
-                if flight.sent - flight.acked >= flight.window:
+                if flight.sent - flight.acked >= window:
                     await flight.await_credit()
             except KeyboardInterrupt as e:
                 throw = e
@@ -191,12 +212,12 @@ async def drive_async(agen: AsyncGenerator, flight: Flight, out) -> None:
         await _aclose(agen, flight)
 
 
-def collect(gen: Generator, flight: Optional[Flight] = None) -> List[Any]:
+def collect(gen: ChunkGenerator, flight: Optional[Flight] = None) -> List[Any]:
     """The values ``gen`` yields, as a list (a generator called without
     ``stream``). With a ``flight``, a cancel stops it at its next yield."""
     if flight is None:
         return list(gen)
-    items = []
+    items: List[Any] = []
     try:
         flight.check()
         for value in gen:
@@ -207,9 +228,10 @@ def collect(gen: Generator, flight: Optional[Flight] = None) -> List[Any]:
     return items
 
 
-async def collect_async(agen: AsyncGenerator, flight: Optional[Flight] = None) -> List[Any]:
+async def collect_async(agen: AsyncChunkGenerator, flight: Optional[Flight] = None) -> List[Any]:
     """:func:`collect` for an async generator."""
-    items = []
+    items: List[Any] = []
+
     try:
         async for value in agen:
             items.append(value)
