@@ -230,10 +230,15 @@ export async function run(pool: Pool) {
   const [left, right] = await py.pair([1, 'x']);
   const moods = await py.moods('happy');
   const { depth } = await py.user(7);
-  const end: Point = await py.segment({ start: { x: 0, y: 0 }, end: { x: 3, y: 4, label: 'end' } });
   const session = pool.commands<Handlers>({ sessionId: 'typed' });
   const viaSession = await session.add({ x: 1 }, { timeout: 10_000 });
-  return { greeting, plain, sum, words, collected, counted, liftoff, asyncWords, asyncResult, bytes: bytes.toString('utf8'), picked, size, lookup, maybe, left, right, moods, depth, end, viaSession, stats: pool.stats().activeSessions };
+  return { greeting, plain, sum, words, collected, counted, liftoff, asyncWords, asyncResult, bytes: bytes.toString('utf8'), picked, size, lookup, maybe, left, right, moods, depth, viaSession, stats: pool.stats().activeSessions };
+}
+
+/** A dataclass argument (built by the worker from the map, defaults filled in) and result (sent as the map of its fields). */
+export async function dataclasses(pool: Pool): Promise<Point> {
+  const py = pool.commands<Handlers>();
+  return py.segment({ start: { x: 0, y: 0 }, end: { x: 3, y: 4, label: 'end' } });
 }
 
 /** Compiled, never run: each line after an @ts-expect-error must be a type error. */
@@ -284,56 +289,63 @@ export function refused(pool: Pool, cluster: ClusterPool): void {
 }
 `;
 
-test('the declarations compile a strict app (and refuse what they must); the app calls every command on real workers', async () => {
+type App = { run(pool: Pool): Promise<Record<string, unknown>>; dataclasses(pool: Pool): Promise<unknown> };
+let app: App | null = null;
+let dir = '';
+
+test('the declarations compile a strict app, which refuses what it must', async () => {
   // Inside node_modules/, so that the app resolves the dependencies' declarations as an installed package would.
   const cache = join(ROOT, 'node_modules', '.cache');
   mkdirSync(cache, { recursive: true });
-  const dir = mkdtempSync(join(cache, 'pyvisor-typegen-'));
-  try {
-    const written = await cli(['types', FIXTURE, '-o', join(dir, 'handlers.d.ts')]);
-    assert.is(written.code, 0, written.stderr);
-    assert.is(written.stdout, '', 'with -o nothing goes to stdout');
-    assert.fixture(readFileSync(join(dir, 'handlers.d.ts'), 'utf8'), EXPECTED);
-    const emit = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json'), '--emitDeclarationOnly', '--declarationMap', 'false', '--sourceMap', 'false', '--outDir', dir], { encoding: 'utf8', cwd: ROOT });
-    assert.is(emit.status, 0, `declaration emit failed:\n${emit.stdout}${emit.stderr}`);
-    writeFileSync(join(dir, 'app.ts'), APP);
-    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true, types: ['node'] },
-      files: ['app.ts'],
-    }));
-    const compiled = spawnSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8', cwd: dir });
-    assert.is(compiled.status, 0, `the app does not compile against the generated types:\n${compiled.stdout}${compiled.stderr}`);
+  dir = mkdtempSync(join(cache, 'pyvisor-typegen-'));
+  const written = await cli(['types', FIXTURE, '-o', join(dir, 'handlers.d.ts')]);
+  assert.is(written.code, 0, written.stderr);
+  assert.is(written.stdout, '', 'with -o nothing goes to stdout');
+  assert.fixture(readFileSync(join(dir, 'handlers.d.ts'), 'utf8'), EXPECTED);
+  const emit = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json'), '--emitDeclarationOnly', '--declarationMap', 'false', '--sourceMap', 'false', '--outDir', dir], { encoding: 'utf8', cwd: ROOT });
+  assert.is(emit.status, 0, `declaration emit failed:\n${emit.stdout}${emit.stderr}`);
+  writeFileSync(join(dir, 'app.ts'), APP);
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true, types: ['node'] },
+    files: ['app.ts'],
+  }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8', cwd: dir });
+  assert.is(compiled.status, 0, `the app does not compile against the generated types:\n${compiled.stdout}${compiled.stderr}`);
+  app = (await import(pathToFileURL(join(dir, 'app.ts')).href)) as App;
+});
 
-    const pool = await startPool({ poolSize: 1, maxOverflow: 0, handlers: [join(ROOT, FIXTURE)] });
-    const app = (await import(pathToFileURL(join(dir, 'app.ts')).href)) as { run(pool: Pool): Promise<Record<string, unknown>> };
-    const got = await app.run(pool);
-    assert.equal(got, {
-      greeting: { greeting: 'Hello, Ada!', length: 11 },
-      plain: { greeting: 'Hello, Bob.', length: 11 },
-      sum: 3.5,
-      words: ['one', 'two', 'three'],
-      collected: ['a', 'b'],
-      counted: [3, 2, 1],
-      liftoff: 'liftoff',
-      asyncWords: ['x', 'y'],
-      asyncResult: null,
-      bytes: 'hi',
-      picked: ['a', 3, null, null],
-      size: 3,
-      lookup: { a: [1, 2] },
-      maybe: [null, 3],
-      left: 1,
-      right: 'x',
-      moods: [1],
-      depth: 7,
-      end: { x: 3, y: 4, label: 'end', tags: [], norm: 0 },
-      viaSession: 1,
-      stats: 1,
-    });
-  } finally {
-    await stopAll();
-    rmSync(dir, { recursive: true, force: true });
-  }
+test('the app calls every command on real workers through pool.commands<Handlers>()', async () => {
+  assert.ok(app, 'the app compiled');
+  const pool = await startPool({ poolSize: 1, maxOverflow: 0, handlers: [join(ROOT, FIXTURE)] });
+  assert.equal(await app.run(pool), {
+    greeting: { greeting: 'Hello, Ada!', length: 11 },
+    plain: { greeting: 'Hello, Bob.', length: 11 },
+    sum: 3.5,
+    words: ['one', 'two', 'three'],
+    collected: ['a', 'b'],
+    counted: [3, 2, 1],
+    liftoff: 'liftoff',
+    asyncWords: ['x', 'y'],
+    asyncResult: null,
+    bytes: 'hi',
+    picked: ['a', 3, null, null],
+    size: 3,
+    lookup: { a: [1, 2] },
+    maybe: [null, 3],
+    left: 1,
+    right: 'x',
+    moods: [1],
+    depth: 7,
+    viaSession: 1,
+    stats: 1,
+  });
+  // What the worker does with dataclasses (pyvisor.typed_args): PointInput in, Point out.
+  assert.equal(await app.dataclasses(pool), { x: 3, y: 4, label: 'end', tags: [], norm: 0 });
+});
+
+test('cleanup', async () => {
+  await stopAll();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('no Python process started by this file is still alive', () => {
