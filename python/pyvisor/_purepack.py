@@ -14,6 +14,8 @@ Supported when encoding:
 * ``str`` -> fixstr/str8/str16/str32 (UTF-8)
 * ``bytes``/``bytearray``/``memoryview`` -> bin8/bin16/bin32
 * ``list``/``tuple`` -> array, ``dict`` with ``str`` keys -> map
+* a dataclass instance -> the map of its fields (name -> value, in field
+  order; nested dataclasses likewise), as :func:`dataclass_map` gives it
 
 Anything else raises :class:`SerializationError` (a ``TypeError``) whose
 message names the offending path, e.g. ``result.items[3]: set is not
@@ -28,12 +30,13 @@ non-str map keys, the reserved byte 0xc1 and trailing bytes raise
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import sys
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 __all__ = ["packb", "pack_frame", "unpackb", "SerializationError", "DecodeError",
-           "find_unserializable", "MAX_DEPTH"]
+           "find_unserializable", "dataclass_map", "MAX_DEPTH"]
 
 #: Values nested deeper than this many containers are refused when encoding
 #: (msgpack-python's limit, and the TypeScript side's).
@@ -245,9 +248,29 @@ def _msgpack_type(o: object) -> bool:
     return type(o).__module__.partition(".")[0] == "msgpack"
 
 
+# Field names of the dataclasses met so far (the class's ``dataclasses.fields``, once).
+_dataclass_names: Dict[type, Tuple[str, ...]] = {}
+
+
+def dataclass_map(o: object) -> Optional[Dict[str, Any]]:
+    """The map a dataclass instance is sent as: its fields (``dataclasses.fields``:
+    name -> value, in declaration order; values as they are, nested dataclasses
+    are mapped when the encoder reaches them), or ``None`` when ``o`` is not a
+    dataclass instance (a dataclass type is not one). Both codecs use it, so
+    they produce the same bytes."""
+    t = type(o)
+    names = _dataclass_names.get(t)
+    if names is None:
+        if isinstance(o, type) or not dataclasses.is_dataclass(o):
+            return None
+        names = _dataclass_names[t] = tuple(f.name for f in dataclasses.fields(o))
+    return {n: getattr(o, n) for n in names}
+
+
 def _pack_subclass(o: Any, buf: bytearray, depth: int) -> None:
     # Subclasses of the supported types (IntEnum, str enums, OrderedDict, ...)
-    # are packed as their base type, like msgpack-python does.
+    # are packed as their base type, like msgpack-python does; a dataclass
+    # instance as the map of its fields.
     if _msgpack_type(o):
         raise _Unpackable
     if isinstance(o, bool):
@@ -265,7 +288,10 @@ def _pack_subclass(o: Any, buf: bytearray, depth: int) -> None:
     elif isinstance(o, (list, tuple)):
         _pack(list(o), buf, depth)
     else:
-        raise _Unpackable
+        m = dataclass_map(o)
+        if m is None:
+            raise _Unpackable
+        _pack(m, buf, depth)
 
 
 def packb(obj: Any, root: Optional[str] = None) -> bytes:
@@ -366,8 +392,17 @@ def _explain(o: Any, path: str, shown: str, depth: int, on_path: Set[int],
             return "%s: %s of %d bytes is too long" % (shown, _describe(o), n)
         return None
     if not isinstance(o, (dict, list, tuple)):
-        return "%s: %s is not serializable" % (shown, _describe(o))
-
+        m = dataclass_map(o)
+        if m is None:
+            return "%s: %s is not serializable" % (shown, _describe(o))
+        # Sent as the map of its fields; the instance itself is what a cycle returns to.
+        if id(o) in on_path:
+            return "%s: circular reference" % shown
+        on_path.add(id(o))
+        try:
+            return _explain(m, path, shown, depth, on_path, reject)
+        finally:
+            on_path.discard(id(o))
     if id(o) in on_path:
         return "%s: circular reference" % shown
     if depth >= MAX_DEPTH:

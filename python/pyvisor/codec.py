@@ -9,7 +9,8 @@ active: ``'msgpack'`` or ``'pure'``.
 Both codecs accept and produce exactly the same values and bytes:
 
 * encode: nil, bool, int (-2**63 .. 2**64-1), float (always float64), str,
-  bytes/bytearray/memoryview (bin), list/tuple (array), dict with str keys.
+  bytes/bytearray/memoryview (bin), list/tuple (array), dict with str keys,
+  dataclass instances (the map of their fields, :func:`pyvisor._purepack.dataclass_map`).
   Anything else raises :class:`SerializationError` (a ``TypeError``) naming the
   path, e.g. ``result.items[3]: set is not serializable``.
 * decode: one value per call; extension types, non-str map keys, the byte
@@ -77,52 +78,74 @@ def _make_msgpack() -> Codec:
                                getattr(msgpack, "Timestamp", None)) if t is not None)
     find = _purepack.find_unserializable
     leaf = frozenset((str, int, float, bool, type(None), bytes, bytearray, memoryview))
+    dataclass_map = _purepack.dataclass_map
 
-    def _ok(o: Any, depth: int) -> bool:
-        # Pre-flight check for what msgpack would silently accept but the
-        # wire contract refuses (non-str keys, ext types, nesting past
-        # MAX_DEPTH) or would refuse with a pathless message. Exact types take
-        # the fast path; maps inside arrays are checked inline (rows of
-        # records are the common shape).
-        t = type(o)
-        if t is dict:
-            if depth >= MAX_DEPTH:
+    def _checker(dataclasses: bool) -> Callable[[Any, int], bool]:
+        def _ok(o: Any, depth: int) -> bool:
+            # Pre-flight check for what msgpack would silently accept but the
+            # wire contract refuses (non-str keys, ext types, nesting past
+            # MAX_DEPTH) or would refuse with a pathless message. Exact types take
+            # the fast path; maps inside arrays are checked inline (rows of
+            # records are the common shape). Dataclass instances are refused
+            # unless ``dataclasses`` (the second pass of encode below).
+            t = type(o)
+            if t is dict:
+                if depth >= MAX_DEPTH:
+                    return False
+                depth += 1
+                for k, v in o.items():
+                    if type(k) is not str and not isinstance(k, str):
+                        return False
+                    if type(v) not in leaf and not _ok(v, depth):
+                        return False
+                return True
+            if t is list or t is tuple:
+                if depth >= MAX_DEPTH:
+                    return False
+                depth += 1
+                if len(o) > 32 and set(map(type, o)) <= leaf:
+                    return True  # all leaves: checked at C speed
+                for v in o:
+                    tv = type(v)
+                    if tv in leaf:
+                        continue
+                    if tv is dict and depth < MAX_DEPTH:
+                        for k, x in v.items():
+                            if type(k) is not str and not isinstance(k, str):
+                                return False
+                            if type(x) not in leaf and not _ok(x, depth + 1):
+                                return False
+                    elif not _ok(v, depth):
+                        return False
+                return True
+            if t in leaf:
+                return True
+            if reject and isinstance(o, reject):
                 return False
-            depth += 1
-            for k, v in o.items():
-                if type(k) is not str and not isinstance(k, str):
-                    return False
-                if type(v) not in leaf and not _ok(v, depth):
-                    return False
-            return True
-        if t is list or t is tuple:
-            if depth >= MAX_DEPTH:
-                return False
-            depth += 1
-            if len(o) > 32 and set(map(type, o)) <= leaf:
-                return True  # all leaves: checked at C speed
-            for v in o:
-                tv = type(v)
-                if tv in leaf:
-                    continue
-                if tv is dict and depth < MAX_DEPTH:
-                    for k, x in v.items():
-                        if type(k) is not str and not isinstance(k, str):
-                            return False
-                        if type(x) not in leaf and not _ok(x, depth + 1):
-                            return False
-                elif not _ok(v, depth):
-                    return False
-            return True
-        if t in leaf:
-            return True
-        if reject and isinstance(o, reject):
+            if isinstance(o, dict):
+                return _ok(dict(o), depth)
+            if isinstance(o, (list, tuple)):
+                return _ok(list(o), depth)
+            if isinstance(o, (str, int, float, bytes, bytearray)):
+                return True
+            if dataclasses:
+                m = dataclass_map(o)
+                if m is not None:
+                    return _ok(m, depth)  # sent as this map (_as_map below)
             return False
-        if isinstance(o, dict):
-            return _ok(dict(o), depth)
-        if isinstance(o, (list, tuple)):
-            return _ok(list(o), depth)
-        return isinstance(o, (str, int, float, bytes, bytearray))
+        return _ok
+
+    _ok = _checker(False)
+    _ok_dataclasses = _checker(True)
+
+    def _as_map(o: Any) -> Dict[str, Any]:
+        # msgpack's ``default``: called for what it cannot pack itself, which
+        # after _ok_dataclasses is a dataclass instance; the map it returns is
+        # packed in its place, at the same nesting level.
+        m = dataclass_map(o)
+        if m is None:
+            raise TypeError("can not serialize %r object" % type(o).__name__)
+        return m
 
     def _fail(obj: Any, root: Optional[str], exc: Optional[BaseException] = None
               ) -> SerializationError:
@@ -133,7 +156,15 @@ def _make_msgpack() -> Codec:
 
     def encode(obj: Any, root: Optional[str] = None) -> bytes:
         if type(obj) not in leaf and not _ok(obj, 0):
-            raise _fail(obj, root)
+            # Refused by the fast check: a dataclass instance somewhere (sent as
+            # the map of its fields, msgpack's ``default`` making the maps), or
+            # a value that cannot be sent at all.
+            if not _ok_dataclasses(obj, 0):
+                raise _fail(obj, root)
+            try:
+                return packb(obj, use_bin_type=True, default=_as_map)
+            except (TypeError, ValueError, OverflowError) as e:
+                raise _fail(obj, root, e) from None
         try:
             return packb(obj, use_bin_type=True)
         except (TypeError, ValueError, OverflowError) as e:

@@ -93,9 +93,10 @@ class Dispatcher(object):
             return
         is_async = self._is_async.get(fn)
         if is_async is None:
-            is_async = self._is_async[fn] = (inspect.iscoroutinefunction(fn)
-                                             or inspect.isasyncgenfunction(fn))
-
+            # _pyvisor_async: typed_args' wrapper of an async handler
+            is_async = self._is_async[fn] = bool(inspect.iscoroutinefunction(fn)
+                                                 or inspect.isasyncgenfunction(fn)
+                                                 or getattr(fn, "_pyvisor_async", False))
         flight = ConcurrentFlight(ctx, window, fn, args, is_async, self.lock)
         with self.lock:
             dup = rid in self.flights

@@ -35,8 +35,7 @@ _CHUNK_KEY = b"\xa5chunk"
 # start below them (a handler's author has no use for them).
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _MACHINERY = frozenset(("loop.py", "streams.py", "inline.py", "dispatch.py", "control.py",
-                        "reader.py", "concurrent_flight.py"))
-
+                        "reader.py", "concurrent_flight.py", "typed_args.py"))
 
 
 def _own_frame(tb: TracebackType) -> bool:

@@ -9,7 +9,9 @@ Handler modules register commands with the :func:`command` decorator::
         return args
 
 A handler receives the request's ``args`` (any wire value; ``{}`` when the
-request carried none) and a :class:`Context`. Whatever it returns is the
+request carried none; an instance of the dataclass its first parameter is
+annotated with, if it is: :mod:`pyvisor.typed_args`) and a :class:`Context`.
+Whatever it returns (a dataclass instance is sent as the map of its fields) is the
 reply's ``result``; whatever it raises becomes an error reply carrying the
 exception's class name, message and traceback (and its ``details`` when that
 is a dict of wire values). ``async def`` handlers are awaited. A generator
@@ -32,11 +34,13 @@ import time
 from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Set, TypeVar,
                     Union, overload)
 
+from . import typed_args as _typed_args
+
 if TYPE_CHECKING:
     from .loop import Worker
 
-__all__ = ["command", "Context", "on_cleanup", "on_stats", "get_command", "command_names",
-           "unregister", "CommandError", "Handler", "CleanupHook", "StatsHook"]
+__all__ = ["command", "Context", "on_cleanup", "on_stats", "get_command", "get_handler",
+           "command_names", "unregister", "CommandError", "Handler", "CleanupHook", "StatsHook"]
 
 #: A command handler: ``fn(args, ctx)`` returning the result (or an awaitable, or
 #: a generator of chunks).
@@ -50,7 +54,10 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _C = TypeVar("_C", bound=CleanupHook)
 _S = TypeVar("_S", bound=StatsHook)
 
+# name -> what the request loop calls: the handler, or the wrapper that builds
+# its dataclass args (typed_args); the handler itself in _handlers.
 _commands: Dict[str, Handler] = {}
+_handlers: Dict[str, Handler] = {}
 _builtin: Set[str] = set()
 cleanup_hooks: List[CleanupHook] = []
 stats_hooks: List[StatsHook] = []
@@ -78,7 +85,8 @@ def command(name: Union[str, Callable[..., Any], None] = None, replace: bool = F
     Registering a name twice raises ``ValueError`` unless ``replace=True``.
     ``builtin=True`` marks one of the worker's own commands
     (``pyvisor.builtins`` uses it; it only changes the message a duplicate
-    gets).
+    gets). A handler whose first parameter is annotated with a dataclass gets
+    its ``args`` as an instance of it (:mod:`pyvisor.typed_args`).
     """
     if callable(name):
         fn = name
@@ -99,7 +107,9 @@ def _register(name: object, fn: Handler, replace: bool, builtin: bool = False) -
     if name in _commands and not replace:
         kind = "a built-in command" if name in _builtin else "already registered"
         raise ValueError("command %r is %s (pass replace=True to override it)" % (name, kind))
-    _commands[name] = fn
+    # Resolved here, once: a request pays nothing for it (typed_args).
+    _commands[name] = _typed_args.wrap(fn, name)
+    _handlers[name] = fn
     if builtin:
         _builtin.add(name)
     else:
@@ -109,13 +119,19 @@ def _register(name: object, fn: Handler, replace: bool, builtin: bool = False) -
 def unregister(name: str) -> None:
     """Remove a command (mostly for tests). Unknown names are ignored."""
     _commands.pop(name, None)
+    _handlers.pop(name, None)
     _builtin.discard(name)
 
 
-#: ``get_command(name)``: the handler registered as ``name``, or ``None``
-#: (the registry's own lookup, bound once: the request loop calls it per request).
+#: ``get_command(name)``: what runs the command ``name`` (its handler, or the
+#: wrapper that builds the handler's dataclass args), or ``None`` (the
+#: registry's own lookup, bound once: the request loop calls it per request).
 get_command: Callable[[str], Optional[Handler]] = _commands.get
 
+
+def get_handler(name: str) -> Optional[Handler]:
+    """The function registered as the command ``name`` (as it was decorated), or ``None``."""
+    return _handlers.get(name)
 
 
 def command_names() -> List[str]:
