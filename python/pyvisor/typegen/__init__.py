@@ -64,7 +64,7 @@ import types
 import typing
 from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
-from . import bootstrap, registry
+from .. import bootstrap, registry
 
 __all__ = ["generate", "emit", "main", "load_commands", "LoadError", "HEADER"]
 
@@ -916,6 +916,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout.flush()
     return EXIT_OK
 
-
-if __name__ == "__main__":
-    sys.exit(main())
