@@ -638,7 +638,6 @@ def _map(data: bytes, pos: int, end: int, n: int, depth: int) -> Tuple[Dict[str,
 
 
 def unpackb(data: Any) -> Any:
-
     """Decode exactly one value from ``data`` (bytes-like)."""
     if type(data) is not bytes:
         data = bytes(data)

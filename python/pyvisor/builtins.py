@@ -89,6 +89,5 @@ def cleanup_session(args: Any, ctx: Context) -> Dict[str, Any]:
 
 @command("shutdown", builtin=True)
 def shutdown(args: Any, ctx: Context) -> Dict[str, Any]:
-
     ctx.worker.stop(EXIT_OK)
     return {"shutting_down": True}

@@ -265,7 +265,6 @@ def get_codec(name: str) -> Codec:
 
 
 def _select() -> Codec:
-
     want = os.environ.get("PYVISOR_CODEC", "").strip().lower() or "auto"
     if want == "pure":
         return get_codec("pure")

@@ -84,6 +84,5 @@ class ConcurrentFlight(Flight):
             ev.clear()
             # An ack that landed before clear() is seen here; one after it sets the event.
             if self.stop_error is not None or self.sent - self.acked < window:
-
                 break
             await ev.wait()

@@ -73,7 +73,6 @@ def apply(worker: Worker, rid: int, msg: Dict[str, Any]) -> None:
 
 
 def take(worker: Worker, payload: bytes) -> bool:
-
     """If ``payload`` is a control frame, apply it and return True. A stream
     reading the input inline sets every other frame aside for later, where
     the request loop checks (and, if need be, refuses) it."""

@@ -394,7 +394,6 @@ class Dispatcher(object):
         return serve(self)
 
     def wake(self) -> None:
-
         """Wake the main thread (a reply that may end a stop, a broken pipe)."""
         fd = self.wake_fd
         if fd is not None:

@@ -227,7 +227,6 @@ def delete_program(args: Any, ctx: Context) -> Dict[str, Any]:
 
 @command("get_program_info")
 def get_program_info(args: Any, ctx: Context) -> Dict[str, Any]:
-
     args, ns, p, restored = _program_call(args, ctx, "get_program_info")
     return _with_restored(_programs.program_info(p), restored)
 

@@ -442,7 +442,6 @@ def run(dspy: Any, p: Program, module: Any, dspy_lm: Any, runner: _lm.LM,
 
 
 def plain(v: Any) -> Any:
-
     """``v`` as wire values: str-keyed maps, lists, str/int/float/bool/bytes/None
     (anything else as its ``str``)."""
     if v is None or isinstance(v, (str, int, float, bool, bytes)):

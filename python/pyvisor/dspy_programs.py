@@ -135,7 +135,6 @@ def namespace(ctx: Context, cmd: str, create: bool = True) -> Namespace:
 
 
 def check_args(args: Any, cmd: str) -> Dict[str, Any]:
-
     if args is None:
         return {}
     if not isinstance(args, dict):
@@ -273,7 +272,6 @@ def normalize_signature(sig: Any, ptype: str, cmd: str = "create_program") -> Di
     seen: Dict[str, str] = {}
     out: Dict[str, Any] = {}
     for part in ("inputs", "outputs"):
-
         fields = sig.get(part)
         if not isinstance(fields, list) or not fields:
             raise ValueError("%s: signature.%s must be a non-empty list of fields, got %s"

@@ -328,7 +328,6 @@ def _optimize_dspy(ns: Namespace, p: Program,
     student._compiled = False  # the program may have been optimized before: start again
 
     def work() -> None:
-
         try:
             with dspy.context(**_engine.call_settings(dspy, p, dspy_lm, lm)):
                 # max_errors: only when every attempt failed is the run a failure (DSPy

@@ -200,5 +200,4 @@ def apply_state(dspy: Any, p: Program, state: Any, cmd: str) -> None:
 
 
 def demo_count(p: Program) -> int:
-
     return _engine.demo_count(p.module) if p.module is not None else len(p.demos)

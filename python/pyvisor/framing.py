@@ -228,7 +228,6 @@ def write_frame(fd: int, payload: bytes) -> None:
 
 
 def write_parts(fd: int, parts: Sequence[Buffer]) -> None:
-
     """Write the buffers in ``parts`` back to back (one frame, header
     included): small frames joined into one ``write``, large ones with
     ``writev`` so big payloads are not copied."""

@@ -120,7 +120,6 @@ def read_until_credit(worker: Worker, flight: Flight) -> None:
     worker.sigint_defer = True
     try:
         while flight.stop_error is None and flight.sent - flight.acked >= window:
-
             if worker.sigint_pending:
                 break
             worker.sigint_defer = False  # parked at a frame boundary: SIGINT may raise

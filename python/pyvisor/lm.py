@@ -105,7 +105,6 @@ def _status_code(status: Optional[int]) -> str:
 
 
 def _retry_after(headers: Any) -> Optional[float]:
-
     """Seconds from a ``Retry-After`` header (delta-seconds only), or None."""
     try:
         v = headers.get("Retry-After") if headers is not None else None
@@ -467,7 +466,6 @@ def _num(args: Mapping[str, Any], key: str, cmd: str,
 
 
 def make_lm(args: Any, cmd: str = "configure_lm") -> LM:
-
     """Build an LM from ``configure_lm`` args; validates them."""
     if not isinstance(args, dict):
         raise ValueError("%s: args must be a map" % cmd)

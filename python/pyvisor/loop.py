@@ -351,7 +351,6 @@ class Worker(object):
             if self.term_requested:
                 return EXIT_OK
             if pending:
-
                 payload = pending.popleft()
             else:
                 self.idle = True
@@ -406,7 +405,6 @@ class Worker(object):
         # idle: ignored
 
     def install_signal_handlers(self) -> None:
-
         """SIGTERM: finish what runs, then exit 0. SIGINT: interrupt the
         running handler at concurrency 1; ignored above it (the host cancels
         with cancel frames there)."""

@@ -36,7 +36,6 @@ def _drain(fd: int) -> None:
 
 
 def serve(dispatcher: Dispatcher) -> int:
-
     """Read and dispatch frames until stdin EOF, or a stop (SIGTERM,
     ``shutdown``, SystemExit) once nothing is in flight. Returns the exit code."""
     w = dispatcher.worker

@@ -234,6 +234,5 @@ class Context(object):
         self._worker.output.log(message, level, self.request_id, **fields)
 
     def __repr__(self) -> str:
-
         return "<Context request_id=%r session_id=%r worker_id=%r deadline=%r>" % (
             self.request_id, self.session_id, self._worker.worker_id, self.deadline)
