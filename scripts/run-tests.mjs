@@ -4,9 +4,10 @@
 // Tiers: layer 1 (test/fast), layer 2 (test/protocol), layer 3 (test/integration), Python unit tests
 // (python: the default python3; python-system: Debian's; dspy: python/tests/test_dspy_real.py with real
 // DSPy from .venv/, which this script creates when it is missing: see prepareDspyVenv; dspy-pool: the same
-// DSPy behind the Node pool, test/dspy; cluster: test/cluster against a real nats-server, which
-// the tests start themselves: see natsServer).
-// Usage: node scripts/run-tests.mjs [fast|protocol|integration|python|python-system|dspy|dspy-pool|cluster ...]
+// DSPy behind the Node pool, test/dspy; python-types: mypy --strict over python/pyvisor with the mypy
+// of .venv/; cluster: test/cluster against a real nats-server, which the tests start themselves: see
+// natsServer).
+// Usage: node scripts/run-tests.mjs [fast|protocol|integration|python|python-system|dspy|dspy-pool|python-types|cluster ...]
 //        node scripts/run-tests.mjs --prepare-dspy     (only create/update .venv; exit 1 if it cannot)
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,8 +23,10 @@ const CI = process.env.CI === 'true';
 // ---- the DSPy virtualenv (.venv/) ------------------------------------------------------------
 const venv = join(root, '.venv');
 const venvPython = join(venv, 'bin', 'python');
-const requirements = join(root, 'python', 'requirements-dspy.txt');
-// What the venv was last installed from: a changed requirements file updates it.
+// requirements-dev.txt: requirements-dspy.txt (-r) plus the test tools (mypy, setuptools).
+const requirements = join(root, 'python', 'requirements-dev.txt');
+const requirementFiles = [requirements, join(root, 'python', 'requirements-dspy.txt')];
+// What the venv was last installed from: a change to either requirements file updates it.
 const stampFile = join(venv, '.pyvisor-requirements-sha256');
 const installLog = join(venv, 'pip-install.log');
 const INSTALL_CEILING_S = 1200;
@@ -38,7 +41,9 @@ function tail(text, n = 15) {
 }
 
 function requirementsHash() {
-  return createHash('sha256').update(readFileSync(requirements)).digest('hex');
+  const h = createHash('sha256');
+  for (const file of requirementFiles) h.update(`${file.slice(root.length)}\0`).update(readFileSync(file)).update('\0');
+  return h.digest('hex');
 }
 
 function venvDspyVersion() {
@@ -48,9 +53,10 @@ function venvDspyVersion() {
 }
 
 /**
- * Make sure .venv/bin/python imports DSPy from python/requirements-dspy.txt: when it does not (or
- * the requirements changed since), `python3 -m venv .venv` (when there is no venv yet) and
- * `pip install -r python/requirements-dspy.txt`, printing how long it took. Resolves
+ * Make sure .venv/bin/python imports DSPy (and has mypy) from python/requirements-dev.txt, which
+ * includes python/requirements-dspy.txt: when it does not (or either file changed since), `python3
+ * -m venv .venv` (when there is no venv yet) and `pip install -r python/requirements-dev.txt`,
+ * printing how long it took. Resolves
  * { ok: true } or { ok: false, reason, detail? } (no Python >= 3.10, no venv module, no package index...).
  */
 function prepareDspyVenv() {
@@ -58,7 +64,7 @@ function prepareDspyVenv() {
   const have = venvDspyVersion();
   const stamp = existsSync(stampFile) ? readFileSync(stampFile, 'utf8').trim() : '';
   if (have && stamp === want) {
-    process.stdout.write(`dspy ${have} in .venv (python/requirements-dspy.txt unchanged)\n`);
+    process.stdout.write(`dspy ${have} in .venv (python/requirements-dev.txt and requirements-dspy.txt unchanged)\n`);
     return { ok: true };
   }
   const base = process.env.PYVISOR_DSPY_BASE_PYTHON || 'python3';
@@ -71,7 +77,7 @@ function prepareDspyVenv() {
     const mk = sh(base, ['-m', 'venv', venv]);
     if (!mk.ok) return { ok: false, reason: `${base} -m venv .venv failed`, detail: tail(mk.out) };
   }
-  process.stdout.write(`installing DSPy into .venv: pip install -r python/requirements-dspy.txt ` +
+  process.stdout.write(`installing DSPy and the test tools into .venv: pip install -r python/requirements-dev.txt ` +
     `(${have ? `updating dspy ${have}` : 'first run only, usually 1 to 5 minutes'}; log: .venv/pip-install.log)\n`);
   const pip = sh(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '-r', requirements], {
     timeout: INSTALL_CEILING_S * 1000,
@@ -80,10 +86,10 @@ function prepareDspyVenv() {
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   if (!pip.ok) {
     const why = pip.signal ? `no result after ${INSTALL_CEILING_S} s` : 'it failed (no package index reachable?)';
-    return { ok: false, reason: `pip install -r python/requirements-dspy.txt: ${why} after ${secs} s`, detail: `last lines of .venv/pip-install.log:\n${tail(pip.out)}` };
+    return { ok: false, reason: `pip install -r python/requirements-dev.txt: ${why} after ${secs} s`, detail: `last lines of .venv/pip-install.log:\n${tail(pip.out)}` };
   }
   const got = venvDspyVersion();
-  if (!got) return { ok: false, reason: 'pip installed python/requirements-dspy.txt but .venv/bin/python cannot import dspy', detail: tail(sh(venvPython, ['-c', 'import dspy']).out) };
+  if (!got) return { ok: false, reason: 'pip installed python/requirements-dev.txt but .venv/bin/python cannot import dspy', detail: tail(sh(venvPython, ['-c', 'import dspy']).out) };
   writeFileSync(stampFile, `${want}\n`);
   process.stdout.write(`installed dspy ${got} into .venv in ${secs} s\n`);
   return { ok: true };
@@ -133,6 +139,15 @@ const tiers = {
     prepare: prepareDspyVenv,
     dir: 'test/dspy',
   },
+  // mypy --strict over the package with .venv's mypy, from python/ (files and options: python/pyproject.toml
+  // [tool.mypy]); its cache stays in .venv/, out of the shipped python/ folder.
+  'python-types': {
+    cmd: venvPython,
+    args: ['-m', 'mypy', '--cache-dir', join(venv, '.mypy_cache')],
+    cwd: join(root, 'python'),
+    parse: parseMypy,
+    prepare: prepareDspyVenv,
+  },
   // Agents, front ends and a real nats-server, each its own process (test/cluster/*.test.ts).
   // Skipped with the reason when nats-server is missing (a failure under CI=true).
   cluster: {
@@ -168,6 +183,16 @@ function parseUnittest(out) {
   const skipped = Number(/skipped=(\d+)/.exec(text)?.[1] ?? 0);
   const failed = count('failures') + count('errors');
   return { passed: total - failed - skipped, failed, skipped };
+}
+
+// "Success: no issues found in N source files" is one passed check; "Found N errors in M files
+// (checked K source files)" is N failed ones (the error lines themselves are already printed).
+function parseMypy(out) {
+  const text = strip(out);
+  if (/^Success: no issues found in \d+ source files?$/m.test(text)) return { passed: 1, failed: 0, skipped: 0 };
+  const found = /^Found (\d+) errors? in \d+ files?/m.exec(text);
+  if (found) return { passed: 0, failed: Number(found[1]), skipped: 0 };
+  return null;
 }
 
 function sameInterpreter(a, b) {
@@ -239,7 +264,7 @@ function run(name) {
 }
 
 // A tier that hangs must fail, not stall CI: each gets a ceiling well above its normal time.
-const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300, dspy: 300, 'dspy-pool': 300, cluster: 420 };
+const CEILING_S = { fast: 180, protocol: 240, integration: 720, python: 300, 'python-system': 300, dspy: 300, 'dspy-pool': 300, 'python-types': 300, cluster: 420 };
 
 if (process.argv.includes('--prepare-dspy')) {
   const ready = prepareDspyVenv();
