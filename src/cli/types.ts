@@ -1,7 +1,7 @@
 /**
  * `pyvisor types <handlers...> [-o FILE] [--python PATH] [--builtins]`: TypeScript types for the
  * commands of handler files, read from their Python annotations by `python3 -m pyvisor.typegen`
- * (python/pyvisor/typegen.py), which loads the files as a worker does. docs/TYPES.md has the mapping.
+ * (python/pyvisor/typegen/), which loads the files as a worker does. docs/TYPES.md has the mapping.
  *
  * Exit codes: 0 written; 1 a handler file or module could not load (the Python one-line message:
  * the file and the error), the interpreter is missing, or the output cannot be written; 2 usage.

@@ -48,7 +48,6 @@ _REQUIRED = _forms("Required")
 _NOT_REQUIRED = _forms("NotRequired")
 _READ_ONLY = _forms("ReadOnly")
 _FINAL = _forms("Final")
-_CLASS_VAR = _forms("ClassVar")
 _UNION_TYPES: Tuple[object, ...] = tuple(
     t for t in (typing.Union, getattr(types, "UnionType", None)) if t is not None)
 
