@@ -2,14 +2,13 @@
  * Layer 3: the `pyvisor` command line, spawned as `node --import tsx src/cli.ts ...` (no build
  * needed) against real python3 workers. Exit codes, messages, JSON output, and the demo.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isAlive, PYTHON } from './helpers.js';
+import { isAlive, markedProcesses, runCli, type CliRun } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HANDLERS = 'test/fixtures/handlers/echo_handlers.py';
@@ -17,33 +16,10 @@ const HANDLERS = 'test/fixtures/handlers/echo_handlers.py';
 const MARK = `cli-test-${randomUUID()}`;
 const pids = new Set<number>();
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
 function cli(args: string[], timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, PYVISOR_PYTHON: PYTHON, PYVISOR_TEST_MARK: MARK, FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`pyvisor ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, { PYVISOR_TEST_MARK: MARK }, timeoutMs);
 }
 
 function usageError(r: Run, message: string | RegExp): void {
@@ -190,18 +166,8 @@ test('no Python process started by this file is still alive', async () => {
   const alive = [...pids].filter(isAlive);
   assert.equal(alive, [], `still alive: ${alive.join(', ')}`);
   // Every worker the CLI runs started inherited MARK: none may be left anywhere.
-  if (existsSync('/proc/self/environ')) {
-    const marked: number[] = [];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        if (readFileSync(`/proc/${entry}/environ`, 'latin1').includes(`PYVISOR_TEST_MARK=${MARK}`)) marked.push(Number(entry));
-      } catch {
-        // gone, or not ours to read
-      }
-    }
-    assert.equal(marked, [], `processes started by this file still running: ${marked.join(', ')}`);
-  }
+  const marked = markedProcesses(MARK);
+  assert.equal(marked, [], `processes started by this file still running: ${marked.join(', ')}`);
 });
 
 test.run();

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { WebSocket } from 'ws';
 import { PYTHON, ROOT, isAlive } from './helpers.js';
 
 const EXAMPLES = join(ROOT, 'examples');
@@ -204,6 +205,35 @@ test("examples/pino-logs.mjs: the workers' print(), logging, log notices and tra
   assert.ok(traceback.every((l) => l.level === level.error && l.workerPid === failed.workerPid));
   assert.is(lines.at(-1)!.msg, 'pool stopped');
   assertDead(pids, 'pino-logs.mjs');
+});
+
+test('examples/stately-inspect.mjs: a relay on 127.0.0.1 serves the bridge page and relays every actor of the pool; SIGTERM stops it all', async () => {
+  const ex = runExample(join(EXAMPLES, 'stately-inspect.mjs'), { env: { PORT: '0' } });
+  const [, port, pidText] = await ex.waitFor(/inspector on http:\/\/127\.0\.0\.1:(\d+) \(pool of 2 Python workers, pids ([\d, ]+);/);
+  const pids = pidList(pidText!);
+  assert.is(pids.length, 2);
+  const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+  assert.match(page, /<iframe id="ui" src="https:\/\/stately\.ai\/inspect">/);
+  assert.ok(page.includes(`new WebSocket("ws://127.0.0.1:${port}")`), 'the page reads the relay on loopback');
+  // A browser's side of the relay: it is sent what the pool's inspector sent before and since.
+  const socket = new WebSocket(`ws://127.0.0.1:${port}`);
+  const actors = new Set<string>();
+  const events = new Set<string>();
+  const seen = new Promise<void>((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('message', (data) => {
+      const m = JSON.parse(String(data)) as { type: string; name?: string; event?: { type: string } };
+      if (m.type === '@xstate.actor' && m.name) actors.add(m.name);
+      if (m.type === '@xstate.event' && m.event) events.add(m.event.type);
+      if (['pool', 'workers', 'sessionPool', 'monitor', 'worker_1', 'worker_2'].every((n) => actors.has(n)) && events.has('PROC.READY')) resolve();
+    });
+  });
+  await Promise.race([seen, ex.exited().then((c) => Promise.reject(new Error(`exited ${c}:\n${ex.output()}`)))]);
+  socket.close();
+  ex.child.kill('SIGTERM');
+  assert.is(await ex.exited(), 0, ex.output());
+  assert.match(ex.stdout(), /\nstopped\n$/);
+  assertDead(pids, 'stately-inspect.mjs');
 });
 
 test.after(() => {

@@ -2,6 +2,8 @@
  * Shared by the layer-3 suites: which Python processes a test started, and proof that none
  * of them is still alive at the end.
  */
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { createPool } from '../../src/local/createPool.js';
@@ -92,4 +94,62 @@ export async function statsByWorker(pool: Pool): Promise<Map<string, WorkerStats
   const byWorker = new Map(all.map((s) => [s.worker_id, s]));
   assert.is(byWorker.size, n, 'one get_stats per worker');
   return byWorker;
+}
+
+/** What a finished `pyvisor` command line run gave. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run the `pyvisor` command line from the sources (`node --import tsx src/cli.ts ...`, no build
+ * needed) with PYVISOR_PYTHON set to the tier's interpreter and `env` added; rejects when it has
+ * not finished within `timeoutMs` (after SIGKILLing it).
+ */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, PYVISOR_PYTHON: PYTHON, FORCE_COLOR: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pyvisor ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * pids of the live processes whose environment carries PYVISOR_TEST_MARK=`mark`: what a suite
+ * that cannot follow every pid (a CLI run, an app it spawned) still started. [] without /proc.
+ */
+export function markedProcesses(mark: string): number[] {
+  const marked: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return marked;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/environ`, 'latin1').includes(`PYVISOR_TEST_MARK=${mark}`)) marked.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return marked;
 }

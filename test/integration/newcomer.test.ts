@@ -8,13 +8,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PYTHON, ROOT } from './helpers.js';
+import { markedProcesses, PYTHON, ROOT } from './helpers.js';
 
 const MARK = `newcomer-test-${randomUUID()}`;
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -117,15 +117,7 @@ test('the pyvisor bin: call with --handlers and JSON args; a usage error exits 2
 
 test.after(() => {
   // Every Python worker the apps started inherited MARK: none may be left.
-  const marked: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/environ`, 'latin1').includes(`PYVISOR_TEST_MARK=${MARK}`)) marked.push(Number(entry));
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
+  const marked = markedProcesses(MARK);
   rmSync(app, { recursive: true, force: true });
   assert.equal(marked, [], `processes the newcomer apps started are still alive: ${marked.join(', ')}`);
 });
