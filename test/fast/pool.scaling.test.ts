@@ -450,6 +450,39 @@ test('escalation at start: workers that cannot start make whenReady reject, and 
   await h.finish();
 });
 
+test('a lazy pool whose handlers cannot load: the first request gets the cause after one retry; the root does not restart the tier', async () => {
+  const h = setup({ poolSize: 2, lazy: true, checkoutTimeout: 5000, restart: { maxRestarts: 10, maxSeconds: 5 } }, { startupMs: 10 }, (sim) =>
+    sim.failStarts(Infinity, { code: 1, stderr: ["pyvisor worker: could not load handlers '/app/handlrs.py': FileNotFoundError: handlers file not found"] }),
+  );
+  await h.pool.whenReady();
+  const first = h.run('echo');
+  await h.advance(1000);
+  assert.ok(first.settled && !first.ok);
+  assert.match(first.error!.message.split('\n')[0]!, /could not load handlers '\/app\/handlrs\.py': FileNotFoundError.*the same start failure twice/);
+  assert.ok(h.sim.processes().length <= 2, `${h.sim.processes().length} interpreters for a file that is not there`);
+  assert.is(h.of('tier_restarted').length, 0, 'fresh workers would fail the same way');
+  assert.equal(h.sim.alive(), []);
+  const later = h.run('echo');
+  await flush();
+  assert.instance(later.error, PoolClosedError);
+  await h.finish();
+});
+
+test('a running pool whose restarts fail the same way twice closes without restarting the tier', async () => {
+  const h = setup({ poolSize: 1, restart: { maxRestarts: 10, maxSeconds: 5 } }, { startupMs: 10 });
+  const ready = h.pool.whenReady();
+  await h.advance(100);
+  await ready;
+  h.sim.failStarts(Infinity, { code: 1, stderr: ['SyntaxError: invalid syntax (handlers.py, line 9)'] }); // edited in place
+  h.sim.kill('worker_1', 'SIGKILL');
+  await h.advance(1000);
+  assert.is(h.pool.isClosed, true);
+  assert.is(h.of('tier_restarted').length, 0);
+  assert.match(String((h.of('escalation')[0]!.error as Error).message), /SyntaxError: invalid syntax \(handlers\.py, line 9\).*the same start failure twice/);
+  assert.equal(h.sim.alive(), []);
+  await h.finish();
+});
+
 test('escalation during the constructor (start failures that are synchronous) leaves a closed pool, not a throw', async () => {
   const h = setup({ poolSize: 2, restart: { maxRestarts: 1, maxSeconds: 5 } }, {}, (sim) => sim.failStarts(Infinity));
   const error = await h.pool.whenReady().then(
