@@ -81,8 +81,9 @@ def _evaluate(annotation: object, globalns: Dict[str, Any],
         return None
 
 
-def args_dataclass(fn: Callable[..., Any]) -> Optional[type]:
-    """The dataclass ``fn``'s first parameter is annotated with, or None."""
+def args_annotation(fn: Callable[..., Any]) -> object:
+    """The resolved annotation of ``fn``'s first parameter, or None (none, or
+    one that does not resolve)."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
@@ -101,7 +102,7 @@ def args_dataclass(fn: Callable[..., Any]) -> Optional[type]:
             # under TYPE_CHECKING only): this one may still.
             target = inspect.unwrap(fn)
             ann = _evaluate(ann, getattr(target, "__globals__", {}))
-    return ann if isinstance(ann, type) and _is_dataclass_type(ann) else None
+    return ann
 
 
 def _class_hints(cls: type) -> Dict[str, object]:
@@ -253,12 +254,12 @@ def converter(cls: type) -> Optional[Convert]:
 
 def wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """What the request loop calls for the command ``name``: ``fn`` itself, or,
-    when its first parameter is annotated with a dataclass, a wrapper that
-    builds the instance from the request's args first. The wrapper returns
+    when its first parameter is annotated with a dataclass (or an
+    ``Optional``, a list or a ``Dict[str, ...]`` of them, as a field may be), a
+    wrapper that builds it from the request's args first. The wrapper returns
     what ``fn`` returns (a coroutine or an async generator for an ``async
     def``: ``_pyvisor_async`` tells the dispatcher to run it on the event loop)."""
-    cls = args_dataclass(fn)
-    convert = converter(cls) if cls is not None else None
+    convert = _converter_for(args_annotation(fn))
     if convert is None:
         return fn
     conv: Convert = convert

@@ -316,13 +316,22 @@ class TestArgsConversion(unittest.TestCase):
         def optional(args: Optional[Item], ctx):
             return args
 
-        self.assertIs(typed_args.args_dataclass(typed), Item)
-        self.assertIs(typed_args.args_dataclass(typed_str), Item,
+        def listed(args: List[Item], ctx):
+            return args
+
+        self.assertIs(typed_args.args_annotation(typed), Item)
+        self.assertIs(typed_args.args_annotation(typed_str), Item,
                       "resolved alone when another annotation does not resolve")
-        self.assertIsNone(typed_args.args_dataclass(untyped))
-        self.assertIsNone(typed_args.args_dataclass(other))
-        self.assertIsNone(typed_args.args_dataclass(optional))
-        self.assertIsNone(typed_args.args_dataclass(len))
+        self.assertIsNone(typed_args.args_annotation(untyped))
+        self.assertIsNone(typed_args.args_annotation(len))
+        self.assertIs(typed_args.wrap(other, "x"), other, "nothing to build in a dict")
+        # At the top as in a field: an Optional or a list of dataclasses is built too.
+        wrapped = typed_args.wrap(optional, "opt")
+        self.assertIsNone(wrapped(None, None))
+        self.assertEqual(wrapped({"sku": "a"}, None), Item("a"))
+        self.assertEqual(typed_args.wrap(listed, "many")([{"sku": "a", "qty": 2}], None), [Item("a", 2)])
+        with self.assertRaisesRegex(ValueError, r"^many: args must be an array, got map$"):
+            typed_args.wrap(listed, "many")({"sku": "a"}, None)
 
     def test_unresolvable_annotation_is_not_converted(self):
         def handler(args: "Missing", ctx):  # noqa: F821

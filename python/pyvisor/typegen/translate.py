@@ -208,36 +208,34 @@ class Translator:
                 annotation = inner
             elif isinstance(annotation, str):
                 annotation = _Unresolved(annotation)
-            fields.append(Field(p.name, self.args_node(annotation, nested=True),
+            fields.append(Field(p.name, self.args_node(annotation),
                                 p.default is not inspect.Parameter.empty))
         named.args_fields = fields
         names = [f.name for f in named.fields]
         named.own_args_form = [f.name for f in fields] != names or any(f.optional for f in fields)
 
-    def args_node(self, tp: object, nested: bool = False) -> Node:
+    def args_node(self, tp: object) -> Node:
         """An argument's type: a dataclass the worker builds from a map is in its args form.
 
-        At the top (the handler's first parameter) only a dataclass itself is built; inside
-        one, also an ``Optional``, a list or a ``dict[str, ...]`` of dataclasses
-        (pyvisor.typed_args' converters). Anything else arrives as it came."""
+        A dataclass, an ``Optional``, a list or a ``dict[str, ...]`` of dataclasses is
+        built, at the top (the handler's first parameter) as in a field (pyvisor.typed_args'
+        converters). Anything else arrives as it came."""
         tp, _, _, _ = _strip(tp)
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             node = self.node(tp)
             return Ref(tp, True) if isinstance(node, Ref) else node
-        if not nested:
-            return self.node(tp)
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if origin in _UNION_TYPES and len(args) == 2 and type(None) in args:
             inner = args[0] if args[1] is type(None) else args[1]
             if _holds_dataclass(inner):
-                return self._union([self.args_node(inner, True), NULL])
+                return self._union([self.args_node(inner), NULL])
         if origin in (list, cabc.Sequence, cabc.MutableSequence) and len(args) == 1 \
                 and _holds_dataclass(args[0]):
-            return Arr(self.args_node(args[0], True))
+            return Arr(self.args_node(args[0]))
         if origin in (dict, cabc.Mapping, cabc.MutableMapping) and len(args) == 2 \
                 and _holds_dataclass(args[1]):
-            return Rec(self.args_node(args[1], True))
+            return Rec(self.args_node(args[1]))
         return self.node(tp)
 
 
