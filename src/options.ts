@@ -178,7 +178,7 @@ const handlerList: Check = (v) =>
     : 'must be an array of handler files (paths or file: URLs) or module names';
 
 /** A handler given as a `file:` URL (an object or a string, as import.meta.resolve gives) is that file's path. */
-function handlerOf(h: string | URL): string {
+export function handlerOf(h: string | URL): string {
   if (typeof h === 'string' && !h.startsWith('file:')) return h;
   try {
     return fileURLToPath(h);

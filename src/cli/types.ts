@@ -11,6 +11,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { PACKAGE_ROOT } from '../channel/python.js';
+import { handlerOf } from '../options.js';
 
 export interface TypesOptions {
   python?: string;
@@ -60,7 +61,14 @@ function lastLine(text: string): string {
 /** Runs `pyvisor types`; resolves to the exit code. */
 export async function types(handlers: string[], opts: TypesOptions, io: TypesIO): Promise<number> {
   const python = opts.python || process.env.PYVISOR_PYTHON || 'python3';
-  const args = [...(opts.builtins ? ['--builtins'] : []), ...(opts.verbose ? ['--traceback'] : []), '--', ...handlers];
+  let files: string[];
+  try {
+    files = handlers.map(handlerOf); // file: URLs as the pool takes them
+  } catch (error) {
+    io.stderr(`pyvisor types: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const args = [...(opts.builtins ? ['--builtins'] : []), ...(opts.verbose ? ['--traceback'] : []), '--', ...files];
   const ran = await runTypegen(python, args);
   if (ran.error) {
     const why = ran.error.code === 'ENOENT' ? 'interpreter not found' : ran.error.code === 'EACCES' ? 'interpreter is not executable' : ran.error.message;

@@ -153,7 +153,7 @@ test('--builtins adds the built-in commands; a command line that is wrong exits 
   assert.match(unknown.stderr, /unknown option '--frobnicate'/);
 });
 
-test('a handler file that cannot load exits 1 with the one-line Python message naming it', async () => {
+test('a handler file that cannot load exits 1 with the one-line Python message naming it; a file: URL is its file', async () => {
   const missing = await cli(['types', 'test/fixtures/no_such_handlers.py']);
   assert.is(missing.code, 1);
   assert.is(missing.stdout, '');
@@ -169,6 +169,13 @@ test('a handler file that cannot load exits 1 with the one-line Python message n
   const verbose = await cli(['types', '--verbose', SYNTAX_ERROR_HANDLERS]);
   assert.is(verbose.code, 1);
   assert.match(verbose.stderr, /Traceback \(most recent call last\)/);
+  // A file: URL names the file, as in the pool's `handlers`.
+  const asUrl = await cli(['types', pathToFileURL(join(ROOT, FIXTURE)).href]);
+  assert.is(asUrl.code, 0, asUrl.stderr);
+  assert.match(asUrl.stdout, /export interface Handlers \{/);
+  const badUrl = await cli(['types', 'file://remote-host/x.py']);
+  assert.is(badUrl.code, 2);
+  assert.match(badUrl.stderr, /^pyvisor types: .*file:\/\/remote-host\/x\.py is not a usable file: URL/);
   const noPython = await cli(['types', FIXTURE, '--python', '/nonexistent/python3']);
   assert.is(noPython.code, 1);
   assert.match(noPython.stderr, /^pyvisor types: interpreter not found: \/nonexistent\/python3/);
