@@ -109,7 +109,7 @@ const cores = () => (typeof os.availableParallelism === 'function' ? os.availabl
  * The default pool: one worker per core, at most 4, and as many overflow workers on demand. A
  * bigger default surprises on a big host: each worker is an interpreter that imports the
  * handlers (with DSPy ~100 MB and ~0.6 s each), and 2 × 64 cores would start 128 of them at
- * once. Use every core with `presets.prod` or `poolSize: os.availableParallelism()`.
+ * once. One per core: `poolSize: os.availableParallelism()`; `presets.prod` starts three per core.
  */
 export const DEFAULT_MAX_POOL_SIZE = 4;
 

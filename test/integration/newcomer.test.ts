@@ -106,6 +106,32 @@ test('a CommonJS app requires it by name', () => {
   assert.is(r.stderr, '', "logs: 'silent' keeps the worker's print() off stderr");
 });
 
+const CTS_APP = `import { join } from 'node:path';
+import { createPool, PoolTimeoutError } from 'pyvisor';
+
+createPool({ poolSize: 1, handlers: [join(__dirname, '..', 'handlers.py')], logs: 'silent' }).then(async (pool) => {
+  const reply: { greeting: string } = await pool.execute('greet', { name: 'cts' });
+  console.log(JSON.stringify({ reply, timeoutError: typeof PoolTimeoutError }));
+  await pool.stop();
+});
+`;
+
+test("a CommonJS TypeScript app (.cts, module nodenext) compiles to require() calls and runs", () => {
+  writeFileSync(join(app, 'cjs.cts'), CTS_APP);
+  writeFileSync(join(app, 'tsconfig.cjs.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, exactOptionalPropertyTypes: true,
+      skipLibCheck: false, outDir: 'out', typeRoots: [join(ROOT, 'node_modules', '@types')], types: ['node'],
+    },
+    files: ['cjs.cts'],
+  }));
+  const build = run(process.execPath, [tsc, '-p', 'tsconfig.cjs.json']);
+  assert.is(build.code, 0, `tsc:\n${build.stdout}${build.stderr}`);
+  const r = run(process.execPath, ['out/cjs.cjs']);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout.trim()), { reply: { greeting: 'hello cts' }, timeoutError: 'function' });
+});
+
 test('the pyvisor bin: call with --handlers and JSON args; a usage error exits 2', () => {
   const bin = join(app, 'node_modules', '.bin', 'pyvisor');
   const ok = run(bin, ['call', 'greet', '--handlers', 'handlers.py', '{"name":"cli"}']);
