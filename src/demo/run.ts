@@ -20,7 +20,7 @@ import { PythonPool, type SessionAdapter } from '../adapter/pythonPool.js';
 import type { WorkerInfo } from '../local/pool.js';
 import { createPool } from '../local/createPool.js';
 import { LatencyWindow } from '../telemetry.js';
-import { ansiStyle, frame, line, LiveRegion, ms, noStyle, num, seconds, type Snapshot, type DemoCounters } from './view.js';
+import { ansiStyle, frame, labelled, line, LiveRegion, ms, noStyle, num, seconds, type Snapshot, type DemoCounters } from './view.js';
 
 export interface DemoOptions {
   sessions: number;
@@ -341,7 +341,9 @@ export function summary(r: DemoResult, options: Pick<DemoOptions, 'sessions' | '
   rows.push(['processes', r.leftoverPids.length === 0 ? 'no Python process left after stop' : `${r.leftoverPids.length} left alive: ${r.leftoverPids.join(', ')}`]);
   rows.push(['elapsed', seconds(r.elapsedMs)]);
   const verdict = r.ok
-    ? style.green(style.bold('PASS')) + ' — every execution answered correctly' + (r.kill ? ', the killed worker came back' : '') + ', nothing left running'
-    : style.red(style.bold('FAIL')) + ` — ${r.reasons[0]}` + (r.reasons.length > 1 ? `\n${r.reasons.slice(1).map((x) => `           ${x}`).join('\n')}` : '');
-  return `\n${style.bold('summary')}\n${rows.map(([k, v]) => `  ${k.padEnd(11)}${v}`).join('\n')}\n  ${'verdict'.padEnd(11)}${verdict}\n`;
+    ? [style.green(style.bold('PASS')) + ' — every execution answered correctly' + (r.kill ? ', the killed worker came back' : '') + ', nothing left running']
+    : [style.red(style.bold('FAIL')) + ` — ${r.reasons[0]}`, ...r.reasons.slice(1)];
+  // At most 80 columns: a value too long for one line goes on under itself.
+  const lines = [...rows, ...verdict.map((v, i): [string, string] => [i === 0 ? 'verdict' : '', v])].flatMap(([k, v]) => labelled(`  ${k}`, v, 13));
+  return `\n${style.bold('summary')}\n${lines.join('\n')}\n`;
 }

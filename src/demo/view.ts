@@ -73,7 +73,7 @@ const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.
 const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
 
 /** Visible width of a string that may hold ANSI escapes. */
-function visible(s: string): number {
+export function visible(s: string): number {
   return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').length;
 }
 
@@ -82,6 +82,27 @@ function fit(line: string, columns: number): string {
   if (visible(line) <= columns) return line;
   const raw = line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
   return raw.slice(0, Math.max(0, columns - 1)) + '…';
+}
+
+/**
+ * `label` and `text` as lines of at most `columns` visible characters: the text broken at spaces,
+ * its continuation lines under the text's first column (a word longer than a line stays whole).
+ */
+export function labelled(label: string, text: string, indent: number, columns = 80): string[] {
+  const lines: string[] = [];
+  let current = label.padEnd(indent);
+  let empty = true;
+  for (const word of text.split(' ')) {
+    if (!empty && visible(current) + 1 + visible(word) > columns) {
+      lines.push(current);
+      current = ' '.repeat(indent);
+      empty = true;
+    }
+    current += (empty ? '' : ' ') + word;
+    empty = false;
+  }
+  lines.push(current);
+  return lines;
 }
 
 /** The live view: one frame, as lines. */
