@@ -110,6 +110,11 @@ def parse_args(argv: List[str], default_mode: str = "standalone") -> Dict[str, A
     return opts
 
 
+class HandlersNotFound(FileNotFoundError):
+    """The handlers path names no file: said in one line, without a traceback
+    (which would show only this module's own frames)."""
+
+
 def load_handlers(spec: str) -> ModuleType:
     """Import a handlers file (``*.py`` or a path) or a dotted module name."""
     import importlib
@@ -117,7 +122,7 @@ def load_handlers(spec: str) -> ModuleType:
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
         path = os.path.abspath(spec)
         if not os.path.isfile(path):
-            raise FileNotFoundError("handlers file not found: %s" % path)
+            raise HandlersNotFound("handlers file not found: %s" % path)
         stem = os.path.splitext(os.path.basename(path))[0]
         name = stem if stem.isidentifier() and stem not in sys.modules else \
             "pyvisor_handlers_%d_%s" % (len(sys.modules), "".join(
@@ -191,7 +196,9 @@ def _secure_fds() -> Tuple[int, int]:
 
 def _one_line(e: BaseException) -> str:
     """``SyntaxError: expected ':' (handlers.py, line 7)``: the exception as one line."""
-    text = "%s: %s" % (type(e).__name__, e)
+    # HandlersNotFound is only this module's marker: the user reads the built-in name.
+    name = "FileNotFoundError" if isinstance(e, HandlersNotFound) else type(e).__name__
+    text = "%s: %s" % (name, e)
     if isinstance(e, SyntaxError) and e.filename and "line" not in str(e):
         text += " (%s, line %s)" % (os.path.basename(e.filename), e.lineno)
     return " ".join(text.split())
@@ -233,10 +240,11 @@ def main(argv: Optional[Sequence[str]] = None, preload: Sequence[str] = (),
         try:
             load_handlers(spec)
         except BaseException as e:
-            import traceback
-            sys.stderr.write("pyvisor worker %s: failed to load handlers %r:\n"
-                             % (worker.worker_id, spec))
-            traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+            if not isinstance(e, HandlersNotFound):
+                import traceback
+                sys.stderr.write("pyvisor worker %s: failed to load handlers %r:\n"
+                                 % (worker.worker_id, spec))
+                traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
             # The last line is what the host's start error quotes: the file and the error, in one.
             sys.stderr.write("pyvisor worker %s: could not load handlers %r: %s\n"
                              % (worker.worker_id, spec, _one_line(e)))

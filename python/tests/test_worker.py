@@ -99,6 +99,13 @@ class TestStartup(WorkerTestCase):
         self.assertIn("syntax_error.py", err)
         self.assertIn("Traceback", err)
 
+    def test_missing_handlers_file_is_one_line(self):
+        missing = os.path.join(HANDLERS_DIR, "no_such_handlers.py")
+        err = self._start_fails([missing])
+        self.assertEqual(err.strip().splitlines(), [
+            "pyvisor worker bad: could not load handlers %r: FileNotFoundError: "
+            "handlers file not found: %s" % (missing, missing)])
+
     def test_import_error_exits_3(self):
         err = self._start_fails([os.path.join(HANDLERS_DIR, "import_error.py")])
         self.assertIn("RuntimeError: handlers failed on purpose during import", err)

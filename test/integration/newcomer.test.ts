@@ -95,6 +95,10 @@ test('a strict TypeScript app (exactOptionalPropertyTypes, no skipLibCheck) comp
   assert.equal(reply, { greeting: 'hello ada' });
   assert.match(r.stderr, /^\[worker_1 \d+\] greeting ada$/m, 'print() reaches the host stderr, prefixed (logs: inherit)');
   assert.is(failure.known, true, 'a typed pyvisor error');
+  // What the workers wrote meanwhile: one line per attempt, no traceback of pyvisor's own frames.
+  const workerLines = r.stderr.split('\n').filter((l) => /^\[worker_1 \d+\] /.test(l) && !/greeting ada/.test(l));
+  assert.ok(workerLines.length >= 1 && workerLines.length <= 2, workerLines.join('\n'));
+  assert.ok(workerLines.every((l) => /could not load handlers '.*handlres\.py': FileNotFoundError: handlers file not found/.test(l)), workerLines.join('\n'));
   assert.match(failure.first, new RegExp(`could not load handlers '${app.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/handlres\\.py': FileNotFoundError`), failure.first);
 });
 
