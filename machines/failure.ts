@@ -51,8 +51,7 @@ export function escalated(supervisorId: string, restarts: number, windowMs: numb
   return {
     code: 'ESCALATED',
     message: root ? `${firstLine(root.message)} (supervisor ${supervisorId} gave up: ${budget})` : `Supervisor ${supervisorId} escalated: ${budget}`,
-    // repeatedStart: the machines' own mark (the error class does not carry it): see poolSupervisor.
-    fields: { supervisorId, restarts, windowMs, ...(repeatedStart ? { repeatedStart: true } : {}) },
+    fields: { supervisorId, restarts, windowMs },
     ...(cause ? { cause } : {}),
   };
 }

@@ -13,8 +13,7 @@
  * message leads with the root cause. A tier that escalates before it was ever fully up is a
  * configuration that cannot start workers (a missing interpreter, a handler that fails at
  * import): restarting it would repeat the same failure, so the pool closes at once with the
- * tier's own escalation. So does a tier that gave up on the same deterministic start failure
- * twice (a lazy pool's first workers, a handler file broken while the pool ran). Callers waiting meanwhile keep waiting within their own
+ * tier's own escalation. Callers waiting meanwhile keep waiting within their own
  * deadlines: nothing is lost with the tier but what ran on it.
  *
  * Each child lives in its own region of `active`, so restarting one never touches the
@@ -84,9 +83,6 @@ export const poolSupervisorMachine = setup({
     tierEscalated: ({ event }) => tierOutput(event).reason === 'escalated',
     rootBudgetLeft: ({ context }) => context.recentTierRestarts < context.maxRestarts,
     everStarted: ({ context }) => context.everStarted,
-    // The tier gave up on the same deterministic start failure twice (./supervisor.ts): fresh
-    // workers would meet it again, as in a pool that never came up.
-    tierCannotStart: ({ context }) => context.lastTierFailure?.fields?.repeatedStart === true,
   },
   actions: {
     restartTier: enqueueActions(({ context, enqueue }) => {
@@ -158,7 +154,6 @@ export const poolSupervisorMachine = setup({
             restarting: {
               always: [
                 { guard: not('everStarted'), target: '#pool.closed', actions: 'giveUpAtStart' },
-                { guard: 'tierCannotStart', target: '#pool.closed', actions: 'giveUpAtStart' },
                 { guard: 'rootBudgetLeft', target: 'up', actions: 'restartTier' },
                 { target: '#pool.closed', actions: 'giveUp' },
               ],

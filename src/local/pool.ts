@@ -79,6 +79,8 @@ export class Pool extends TelemetryEmitter implements Executor {
   private readonly requestObservers = new Set<(event: RequestObservation) => void>();
   private nextRequest = 1;
   private isReady = false;
+  /** The root was told the workers came up (WORKERS_UP): from then on a failing tier is worth restarting. */
+  private workersUp = false;
   private closed = false;
   private stopRequested = false;
   private escalation: SupervisorEscalationError | null = null;
@@ -259,9 +261,15 @@ export class Pool extends TelemetryEmitter implements Executor {
   }
 
   private checkReady(): void {
-    if (this.isReady || !this.initialWorkers.every((id) => this.handles.get(id)?.everHealthy)) return;
-    this.isReady = true;
-    this.readyGate.resolve();
+    if (!this.isReady && this.initialWorkers.every((id) => this.handles.get(id)?.everHealthy)) {
+      this.isReady = true;
+      this.readyGate.resolve();
+    }
+    // A lazy pool is ready with no worker at all; the root hears that workers can start only when
+    // one has: until then a tier that escalates is a configuration that cannot start workers.
+    if (this.workersUp || !this.isReady) return;
+    if (this.initialWorkers.length === 0 && ![...this.handles.values()].some((h) => h.everHealthy)) return;
+    this.workersUp = true;
     this.root.send({ type: 'WORKERS_UP' });
   }
 

@@ -468,7 +468,7 @@ test('a lazy pool whose handlers cannot load: the first request gets the cause a
   await h.finish();
 });
 
-test('a running pool whose restarts fail the same way twice closes without restarting the tier', async () => {
+test('a running pool whose restarts fail the same way: each tier gives up after one retry, the root restarts it under its own budget (DESIGN §6), then closes', async () => {
   const h = setup({ poolSize: 1, restart: { maxRestarts: 10, maxSeconds: 5 } }, { startupMs: 10 });
   const ready = h.pool.whenReady();
   await h.advance(100);
@@ -477,8 +477,10 @@ test('a running pool whose restarts fail the same way twice closes without resta
   h.sim.kill('worker_1', 'SIGKILL');
   await h.advance(1000);
   assert.is(h.pool.isClosed, true);
-  assert.is(h.of('tier_restarted').length, 0);
-  assert.match(String((h.of('escalation')[0]!.error as Error).message), /SyntaxError: invalid syntax \(handlers\.py, line 9\).*the same start failure twice/);
+  assert.is(h.of('tier_restarted').length, 3, 'the root budget (restart.root: 3 within 30 s), not restart.maxRestarts (10)');
+  // The first process, then per tier its start and one retry: 1 + 2 + 3 × 2.
+  assert.is(h.sim.processes().length, 9);
+  assert.match(String((h.of('escalation')[0]!.error as Error).message), /SyntaxError: invalid syntax \(handlers\.py, line 9\)/);
   assert.equal(h.sim.alive(), []);
   await h.finish();
 });
