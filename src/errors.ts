@@ -238,13 +238,18 @@ export class SupervisorEscalationError extends PyvisorError {
   }
 }
 
+/** WorkerStartError's workerId when no worker was started yet (the interpreter cannot be used at all). */
+export const NO_WORKER = '-';
+
 export class WorkerStartError extends PyvisorError {
   readonly workerId: string;
   readonly python: string;
   /** What the interpreter printed before it failed (e.g. a traceback), if anything. */
   readonly output: string;
   constructor(workerId: string, python: string, reason: string, output = '', options?: { cause?: unknown }) {
-    super('WORKER_START_FAILED', `Worker ${workerId} could not start with interpreter "${python}": ${reason}${output ? `\n${output}` : ''}`, options);
+    // '-': the interpreter was found wanting before any worker existed (src/channel/python.ts).
+    const who = workerId === NO_WORKER ? 'No worker could start' : `Worker ${workerId} could not start`;
+    super('WORKER_START_FAILED', `${who} with interpreter "${python}": ${reason}${output ? `\n${output}` : ''}`, options);
     this.workerId = workerId;
     this.python = python;
     this.output = output;

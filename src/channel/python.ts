@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WorkerStartError } from '../errors.js';
+import { NO_WORKER, WorkerStartError } from '../errors.js';
 
 function findPackageRoot(from: string): string {
   let dir = from;
@@ -64,7 +64,7 @@ export function clearPythonCache(): void {
 function probe(python: string): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     if (typeof python !== 'string' || python.length === 0) {
-      reject(new WorkerStartError('-', String(python), 'the interpreter path is empty'));
+      reject(new WorkerStartError(NO_WORKER, String(python), 'the interpreter path is empty'));
       return;
     }
     const where = python.includes('/') || python.includes('\\')
@@ -79,7 +79,7 @@ function probe(python: string): Promise<string> {
         else if (e.killed || e.signal) reason = `interpreter did not answer within ${PROBE_TIMEOUT_MS} ms (killed by ${e.signal ?? 'timeout'}; ${where})`;
         else if (typeof e.code === 'number') reason = `interpreter exited with code ${e.code} when asked for sys.executable (${where})`;
         else reason = `${e.message} (${where})`;
-        reject(new WorkerStartError('-', python, reason, String(stderr ?? '').trim(), { cause: err }));
+        reject(new WorkerStartError(NO_WORKER, python, reason, String(stderr ?? '').trim(), { cause: err }));
         return;
       }
       const exe = String(stdout).trim();

@@ -121,7 +121,7 @@ test('a failed call exits 1 with the error code and message', async () => {
   assert.match(noSession.stderr, /SessionRequiredError: list_programs: session_id required in pool-worker mode/);
   const badPython = await cli(['call', 'ping', '--python', '/nonexistent/python3']);
   assert.is(badPython.code, 1);
-  assert.match(badPython.stderr, /WORKER_START_FAILED: .*interpreter not found \(path tried: \/nonexistent\/python3\)/);
+  assert.match(badPython.stderr, /WORKER_START_FAILED: No worker could start with interpreter "\/nonexistent\/python3": interpreter not found \(path tried: \/nonexistent\/python3\)/);
   const timeout = await cli(['call', 'sleep', '{"seconds": 5}', '--handlers', HANDLERS, '--timeout', '200']);
   assert.is(timeout.code, 1);
   assert.match(timeout.stderr, /REQUEST_TIMEOUT: Command "sleep" ran past its timeout of 200 ms/);

@@ -395,7 +395,7 @@ test('resolvePython: resolves a name on PATH once, caches; missing → WorkerSta
   assert.instance(exe, WorkerStartError);
   const missing = await resolvePython('/definitely/not/here/python3').catch((e) => e);
   assert.instance(missing, WorkerStartError);
-  assert.match(missing.message, /could not start with interpreter "\/definitely\/not\/here\/python3": interpreter not found \(path tried: \/definitely\/not\/here\/python3\)/);
+  assert.match(missing.message, /^No worker could start with interpreter "\/definitely\/not\/here\/python3": interpreter not found \(path tried: \/definitely\/not\/here\/python3\)/);
   assert.is(missing.workerId, '-');
   const onPath = await resolvePython('no-such-python-xyz').catch((e) => e);
   assert.match(onPath.message, /interpreter not found \(looked up "no-such-python-xyz" on PATH=/);
